@@ -1,0 +1,1 @@
+"""Alignment: clock model, timecode decoding, frame <-> state matching, alignment report."""

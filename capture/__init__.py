@@ -1,0 +1,44 @@
+"""Capture: the wire protocol, the receiver, the screen recorder and the session store."""
+
+from capture._errors import CaptureError, RecorderError, SessionError
+from capture._layout import (
+    CaptureSettings,
+    ClockAnchor,
+    FrameRecord,
+    PluginInfo,
+    Region,
+    SessionManifest,
+)
+from capture._store import (
+    Session,
+    SessionWriter,
+    VideoFrame,
+    new_session_id,
+    now_anchor,
+    read_jsonl,
+    tool_version,
+)
+from capture._wire import PROTOCOL_VERSION, SAMPLE_SCHEMA, Sample, SampleBatch
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "SAMPLE_SCHEMA",
+    "CaptureError",
+    "CaptureSettings",
+    "ClockAnchor",
+    "FrameRecord",
+    "PluginInfo",
+    "RecorderError",
+    "Region",
+    "Sample",
+    "SampleBatch",
+    "Session",
+    "SessionError",
+    "SessionManifest",
+    "SessionWriter",
+    "VideoFrame",
+    "new_session_id",
+    "now_anchor",
+    "read_jsonl",
+    "tool_version",
+]

@@ -1,0 +1,22 @@
+"""Errors raised by the capture package.
+
+    CaptureError
+     +-- SessionError        a session on disk is missing, malformed or in the wrong state
+     +-- RecorderError       the screen could not be grabbed or the video not encoded
+"""
+
+from __future__ import annotations
+
+
+class CaptureError(Exception):
+    """Base of every error the capture package raises on purpose."""
+
+    exit_code = 2
+
+
+class SessionError(CaptureError):
+    """A session on disk is missing, malformed or in the wrong state for the operation."""
+
+
+class RecorderError(CaptureError):
+    """The screen could not be grabbed or the video could not be encoded."""

@@ -1,0 +1,247 @@
+"""Wire protocol v1: the JSON the plugin and the receiver exchange.
+
+Every request and response is a pydantic model validated at the boundary. Units: studs for
+lengths, seconds for client times (the plugin's ``os.clock()``), integer nanoseconds for host
+times (``time.perf_counter_ns()``), degrees for the field of view, pixels of the Roblox
+viewport for screen positions. ``CFrame12`` is exactly ``CFrame:GetComponents()``:
+x, y, z, R00, R01, R02, R10, R11, R12, R20, R21, R22.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PROTOCOL_VERSION = 1
+SAMPLE_SCHEMA = "stpe.sample/1"
+HELLO_SCHEMA = "stpe.hello/1"
+
+MAX_SAMPLES_PER_BATCH = 1024
+MAX_ENTITIES = 256
+MAX_PROBES = 64
+MAX_NAME = 200
+
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+Vec2 = Annotated[tuple[float, float], Field(description="2-vector")]
+Vec3 = Annotated[tuple[float, float, float], Field(description="3-vector (studs or studs/s)")]
+Vec4 = Annotated[tuple[float, float, float, float], Field(description="4-vector")]
+CFrame12 = Annotated[
+    tuple[float, float, float, float, float, float, float, float, float, float, float, float],
+    Field(description="CFrame:GetComponents(): x, y, z, R00..R22 (studs, unitless)"),
+]
+Projection = Annotated[
+    tuple[float, float, float, float],
+    Field(description="Camera:WorldToViewportPoint: u, v (viewport px), depth (studs), "
+          "on_screen (1 or 0)"),
+]
+SeqNumber = Annotated[int, Field(ge=0, lt=2**53)]
+HostNs = Annotated[int, Field(ge=0, lt=2**63)]
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: unknown fields refused, no NaN or infinity, immutable."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+# --- one sample --------------------------------------------------------------------------
+
+
+class Humanoid(WireModel):
+    state: Name = Field(description="Enum.HumanoidStateType name, e.g. Running, Jumping, Freefall")
+    move_direction: Vec3 = Field(description="Humanoid.MoveDirection, world space, unit or zero")
+    walk_speed: float = Field(ge=0, description="Humanoid.WalkSpeed, studs/s")
+    jump: bool = Field(description="Humanoid.Jump")
+    floor_material: Name = Field(description="Humanoid.FloorMaterial name; Air when airborne")
+    health: float = Field(description="Humanoid.Health")
+
+
+class RootPart(WireModel):
+    cframe: CFrame12
+    velocity: Vec3 = Field(description="AssemblyLinearVelocity, studs/s")
+    angular_velocity: Vec3 = Field(description="AssemblyAngularVelocity, rad/s")
+    size: Vec3 = Field(description="Part size, studs")
+
+
+class BoundingBox(WireModel):
+    cframe: CFrame12 = Field(description="Model:GetBoundingBox() orientation and centre")
+    size: Vec3 = Field(description="Model:GetBoundingBox() size, studs")
+
+
+class Ground(WireModel):
+    hit: bool = Field(description="whether the downward ray hit anything")
+    point: Vec3 | None = None
+    normal: Vec3 | None = None
+    material: Name | None = None
+    instance: Name | None = Field(None, description="full name of the hit instance")
+    distance: float | None = Field(None, ge=0, description="root part to hit point, studs")
+
+
+class Character(WireModel):
+    humanoid: Humanoid
+    root: RootPart
+    bbox: BoundingBox
+    ground: Ground
+
+
+class Camera(WireModel):
+    cframe: CFrame12
+    fov_y: float = Field(gt=0, lt=180, description="Camera.FieldOfView, vertical, degrees")
+    viewport: Vec2 = Field(description="Camera.ViewportSize, viewport px (UI units)")
+    focus: Vec3 = Field(description="Camera.Focus position, studs")
+    gui_inset: Vec4 = Field(description="GuiService:GetGuiInset(): left, top, right, bottom px")
+    type: Name = Field(description="Enum.CameraType name")
+    subject: Name | None = Field(None, description="CameraSubject full name")
+    root_projection: Projection | None = Field(
+        None, description="WorldToViewportPoint of the root part position")
+
+
+class Gamepad(WireModel):
+    thumbstick1: Vec2 = (0.0, 0.0)
+    thumbstick2: Vec2 = (0.0, 0.0)
+    trigger_left: float = Field(0.0, ge=0, le=1)
+    trigger_right: float = Field(0.0, ge=0, le=1)
+    buttons: list[Name] = Field(default_factory=list, max_length=64)
+
+
+class Inputs(WireModel):
+    keys: list[Name] = Field(default_factory=list, max_length=64,
+                             description="Enum.KeyCode names held down")
+    mouse_buttons: list[Name] = Field(default_factory=list, max_length=8)
+    mouse_position: Vec2 = Field((0.0, 0.0), description="viewport px")
+    mouse_delta: Vec2 = Field((0.0, 0.0), description="px since the previous frame")
+    gamepad: Gamepad | None = None
+
+
+class Entity(WireModel):
+    id: Name = Field(description="stable id: the instance's debug id or full name")
+    name: Name
+    tag: Name = "STPE_Track"
+    cframe: CFrame12
+    size: Vec3
+    velocity: Vec3
+    projection: Projection
+
+
+class Sample(WireModel):
+    """The state behind one rendered frame, sampled after the camera updated."""
+
+    seq: SeqNumber = Field(description="render-step counter, +1 per rendered frame")
+    t: float = Field(ge=0, description="os.clock() at the render step, client seconds")
+    dt: float = Field(ge=0, lt=10, description="render step delta time, seconds")
+    wall_ms: int | None = Field(None, ge=0, description="DateTime.now().UnixTimestampMillis")
+    character: Character | None = None
+    camera: Camera
+    inputs: Inputs = Field(default_factory=Inputs)
+    entities: list[Entity] = Field(default_factory=list, max_length=MAX_ENTITIES)
+
+
+# --- requests and responses --------------------------------------------------------------
+
+
+class Probe(WireModel):
+    """A completed NTP-style exchange: client send, host receive, host send, client receive."""
+
+    t0: float = Field(ge=0, description="client seconds at send")
+    t1_ns: HostNs = Field(description="host_mono at receive")
+    t2_ns: HostNs = Field(description="host_mono at send")
+    t3: float = Field(ge=0, description="client seconds at receive")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Probe:
+        if self.t3 < self.t0 or self.t2_ns < self.t1_ns:
+            raise ValueError("probe times out of order: need t0 <= t3 and t1_ns <= t2_ns")
+        return self
+
+
+class SeqRange(WireModel):
+    first: SeqNumber
+    last: SeqNumber
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SeqRange:
+        if self.last < self.first:
+            raise ValueError("range last < first")
+        return self
+
+
+class Hello(WireModel):
+    schema_: Literal["stpe.hello/1"] = Field(alias="schema")
+    plugin_version: Name
+    place_id: int = 0
+    place_name: Name = ""
+    datamodel: Literal["client", "server", "edit", "simulated"]
+    viewport: Vec2
+    client_clock: float = Field(ge=0, description="os.clock() when sent")
+    wall_ms: int = Field(ge=0, description="DateTime.now().UnixTimestampMillis when sent")
+    session: Name | None = Field(None, description="session to join; omit to join the current")
+
+
+class HelloReply(WireModel):
+    session: str
+    receiver_version: str
+    protocol: int = PROTOCOL_VERSION
+    stored_through: int = Field(description="highest contiguous seq already stored, -1 if none")
+
+
+class SampleBatch(WireModel):
+    schema_: Literal["stpe.sample/1"] = Field(alias="schema")
+    session: Name
+    seq_first: SeqNumber
+    samples: list[Sample] = Field(max_length=MAX_SAMPLES_PER_BATCH)
+    sent_client: float = Field(ge=0, description="os.clock() when the batch was sent")
+    sent_wall_ms: int = Field(ge=0)
+    probes: list[Probe] = Field(default_factory=list, max_length=MAX_PROBES)
+    dropped: list[SeqRange] = Field(default_factory=list, max_length=MAX_PROBES,
+                                    description="seqs the plugin had to discard")
+
+    @model_validator(mode="after")
+    def _seqs_increase(self) -> SampleBatch:
+        seqs = [s.seq for s in self.samples]
+        if seqs and seqs[0] != self.seq_first:
+            raise ValueError(f"seq_first {self.seq_first} != first sample seq {seqs[0]}")
+        if any(b <= a for a, b in itertools.pairwise(seqs)):
+            raise ValueError("sample seqs must strictly increase within a batch")
+        return self
+
+
+class BatchReply(WireModel):
+    stored_through: int = Field(description="highest contiguous seq stored, -1 if none")
+    accepted: int
+    duplicates: int
+
+
+class SyncRequest(WireModel):
+    session: Name | None = None
+    t0: float = Field(ge=0)
+
+
+class SyncReply(WireModel):
+    t0: float
+    t1_ns: int
+    t2_ns: int
+
+
+class Bye(WireModel):
+    session: Name
+    reason: Name = "stopped"
+    last_seq: int = Field(-1, ge=-1)
+
+
+class Health(WireModel):
+    receiver_version: str
+    protocol: int = PROTOCOL_VERSION
+    recording: bool
+    session: str | None
+
+
+class ErrorBody(WireModel):
+    code: str
+    message: str
+    path: str | None = None
+
+
+class ErrorReply(WireModel):
+    error: ErrorBody

@@ -1,0 +1,1 @@
+"""Pipeline: exact labels, model annotation, exporters, overlays, the demo and the CLI."""

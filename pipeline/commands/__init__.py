@@ -1,0 +1,1 @@
+"""One module per `stpe` subcommand; each defines `command`, a click.Command."""

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from capture import Sample, Session, SessionError, SessionWriter
+from tests.conftest import make_sample
+
+
+def _state_line(sample: dict, arrival: int) -> bytes:
+    return orjson.dumps({"seq": sample["seq"], "arrival_mono_ns": arrival,
+                         "arrival_wall_ns": arrival + 10, "sample": sample})
+
+
+def test_round_trip_state_as_flat_columns(tmp_path):
+    writer = SessionWriter.create(tmp_path, "s1")
+    samples = [make_sample(i, i / 60, with_character=i % 2 == 0) for i in range(5)]
+    for s in samples:
+        Sample.model_validate(s)
+    writer.append_state(_state_line(s, 1000 + i) for i, s in reversed(list(enumerate(samples))))
+    writer.finalize()
+    writer.finalize()  # idempotent
+
+    session = Session.open(tmp_path / "s1")
+    assert session.manifest.status == "complete"
+    table = session.read_state()
+    assert table["seq"].to_pylist() == [0, 1, 2, 3, 4]
+    assert table["camera.fov_y"].to_pylist() == [70.0] * 5
+    assert table["character.root.cframe"][2].as_py()[0] == pytest.approx(4.0 * 2 / 60)
+    assert table["character.root.cframe"][1].as_py() is None
+    assert table["entities"][0].as_py()[0]["name"] == "Crate"
+    kinds = [e["kind"] for e in session.events()]
+    assert kinds == ["start", "stop"]
+
+
+def test_truncated_tail_is_skipped_but_corrupt_middle_is_an_error(tmp_path):
+    writer = SessionWriter.create(tmp_path, "s2")
+    writer.append_state([_state_line(make_sample(0, 0.0), 1)])
+    writer.close()
+    path = tmp_path / "s2" / "state.jsonl"
+    with open(path, "ab") as f:
+        f.write(b'{"seq": 1, "arrival')
+    assert Session.open(tmp_path / "s2").read_state().num_rows == 1
+    path.write_bytes(b'{"seq": 1, "arr\n' + path.read_bytes())
+    with pytest.raises(SessionError, match="corrupt record"):
+        Session.open(tmp_path / "s2").read_state()
+
+
+def test_open_refuses_a_folder_without_manifest(tmp_path):
+    with pytest.raises(SessionError, match="not a session"):
+        Session.open(tmp_path)
+
+
+def test_create_refuses_existing_folder(tmp_path):
+    SessionWriter.create(tmp_path, "dup").close()
+    with pytest.raises(SessionError, match="already exists"):
+        SessionWriter.create(tmp_path, "dup")
+
+
+def test_append_after_close_is_refused(tmp_path):
+    writer = SessionWriter.create(tmp_path, "c")
+    writer.close()
+    with pytest.raises(SessionError, match="closed"):
+        writer.append_event("marker")
