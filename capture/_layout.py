@@ -6,7 +6,7 @@
   state.jsonl       StateRecord per stored sample, append-only, flushed per batch
   sync.jsonl        SyncRecord per clock probe or (client, wall) anchor
   events.jsonl      EventRecord: start, stop, hello, bye, gap, drop, error, marker
-  video.mkv         H.264 in Matroska; pts in microseconds of host_mono since capture start
+  video.mkv         H.264 in Matroska; pts = grab start - video_start, rounded to 1 ms
   frames.jsonl      FrameRecord per captured frame, append-only
   aligned.parquet   after `stpe align`
   alignment.json    after `stpe align`
@@ -66,7 +66,7 @@ class CaptureSettings(FileModel):
     codec: str = "h264"
     crf: int = 18
     container: str = "matroska"
-    time_base: str = Field("1/1000000", description="video pts unit: microseconds")
+    time_base: str = Field("1/1000", description="video pts unit as stored: milliseconds")
 
 
 class PluginInfo(FileModel):
@@ -125,7 +125,8 @@ class FrameRecord(FileModel):
     """One captured frame: its grab times and the pts it was encoded with."""
 
     index: int = Field(ge=0)
-    pts_us: int = Field(ge=0, description="video pts, microseconds since video_start")
+    pts_us: int = Field(ge=0, description="video pts as stored (microseconds, whole ms) since "
+                        "video_start; the exact time is grab_start_ns")
     grab_start_ns: int = Field(description="host_mono at grab start")
     grab_end_ns: int = Field(description="host_mono at grab end")
     wall_ns: int = Field(description="host_wall at grab start")

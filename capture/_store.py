@@ -268,6 +268,8 @@ class Session:
         if not video.is_file():
             raise SessionError(f"{self.path} has no video ({layout.VIDEO})")
         frames = self.read_frames()
+        capture = self.manifest.capture
+        size = (capture.region.height, capture.region.width) if capture else None
         index_by_pts = dict(zip(frames["pts_us"].to_pylist(), frames["index"].to_pylist(),
                                 strict=True))
         with av.open(str(video)) as container:
@@ -281,4 +283,7 @@ class Session:
                 index = index_by_pts.get(pts_us)
                 if index is None or index < start:
                     continue
-                yield VideoFrame(index, pts_us, frame.to_ndarray(format="rgb24"))
+                image = frame.to_ndarray(format="rgb24")
+                if size is not None:
+                    image = image[: size[0], : size[1]]  # drop the encoder's even-size padding
+                yield VideoFrame(index, pts_us, image)

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from alignment._timecode_code import cells_to_payload, data_bits, encode_cells, render_strip
+
+GOLDEN = {  # docs/timecode.md
+    0: "00000000000000000000000001010101",
+    1: "00000000000000000000000101010010",
+    1234567: "00010010110101101000011101111001",
+    16777215: "11111111111111111111111101011010",
+}
+
+
+@pytest.mark.parametrize("seq", sorted(GOLDEN))
+def test_golden_bits(seq):
+    assert "".join(map(str, data_bits(seq))) == GOLDEN[seq]
+
+
+@pytest.mark.parametrize("seq", [0, 1, 59, 1234567, 2**24 - 1, 2**24 + 5])
+def test_round_trip(seq):
+    assert cells_to_payload(encode_cells(seq)[1, 1:-1]) == seq % 2**24
+
+
+def test_every_single_and_double_bit_error_is_detected():
+    row = encode_cells(987654)[1, 1:-1]
+    for i in range(3, 35):
+        flipped = row.copy()
+        flipped[i] ^= 1
+        assert cells_to_payload(flipped) is None
+        for j in range(i + 1, 35):
+            both = flipped.copy()
+            both[j] ^= 1
+            assert cells_to_payload(both) is None
+
+
+def test_blank_strips_never_decode():
+    assert cells_to_payload(np.zeros(38, np.uint8)) is None
+    assert cells_to_payload(np.ones(38, np.uint8)) is None
+
+
+def test_render_has_quiet_zone_and_cell_size():
+    img = render_strip(1, cell=4)
+    assert img.shape == (12, 160, 3)
+    assert img[:4].max() == 0 and img[8:].max() == 0
+    assert img[4:8, 4:8].min() == 255  # first start-marker cell is white
