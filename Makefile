@@ -1,21 +1,29 @@
 # Two entry points: `make demo` (install, then run the full demo) and `make test`.
+# Everything installs into a virtual environment in .venv (Debian's Python refuses system-wide
+# pip installs); torch is pinned to the CPU build so pip never pulls the CUDA wheels.
 PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
 
-.PHONY: system install install-test demo test
+.PHONY: system venv install install-test demo test
 
 system:
 	bash scripts/install-system.sh
 
-install: system
-	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e ".[models,export]"
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
 
-install-test: system
-	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e ".[test]"
+install: system $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[models,export]"
+
+install-test: system $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]"
 
 demo: install
-	stpe demo
+	$(BIN)/stpe demo
 
 test: install-test
-	$(PYTHON) -m pytest -q
+	$(BIN)/python -m pytest -q

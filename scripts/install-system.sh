@@ -3,7 +3,7 @@
 # ffmpeg (the peer in the recorder benchmark) and the libraries OpenCV's window needs.
 set -euo pipefail
 need=()
-for pkg in xvfb xdotool ffmpeg libgl1 libglib2.0-0 x11-utils; do
+for pkg in xvfb xdotool ffmpeg libgl1 libglib2.0-0 x11-utils python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
