@@ -1,6 +1,6 @@
 """Capture: the wire protocol, the receiver, the screen recorder and the session store."""
 
-from capture._errors import CaptureError, RecorderError, SessionError
+from capture._errors import CaptureError, ReceiverError, RecorderError, SessionError
 from capture._layout import (
     CaptureSettings,
     ClockAnchor,
@@ -9,6 +9,7 @@ from capture._layout import (
     Region,
     SessionManifest,
 )
+from capture._receiver import DEFAULT_PORT, Receiver, ReceiverStats, ReceiverThread
 from capture._store import (
     Session,
     SessionWriter,
@@ -18,9 +19,11 @@ from capture._store import (
     read_jsonl,
     tool_version,
 )
+from capture._synthetic import synthetic_sample
 from capture._wire import PROTOCOL_VERSION, SAMPLE_SCHEMA, Sample, SampleBatch
 
 __all__ = [
+    "DEFAULT_PORT",
     "PROTOCOL_VERSION",
     "SAMPLE_SCHEMA",
     "CaptureError",
@@ -28,6 +31,10 @@ __all__ = [
     "ClockAnchor",
     "FrameRecord",
     "PluginInfo",
+    "Receiver",
+    "ReceiverError",
+    "ReceiverStats",
+    "ReceiverThread",
     "RecorderError",
     "Region",
     "Sample",
@@ -40,5 +47,6 @@ __all__ = [
     "new_session_id",
     "now_anchor",
     "read_jsonl",
+    "synthetic_sample",
     "tool_version",
 ]

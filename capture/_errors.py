@@ -3,6 +3,7 @@
     CaptureError
      +-- SessionError        a session on disk is missing, malformed or in the wrong state
      +-- RecorderError       the screen could not be grabbed or the video not encoded
+     +-- ReceiverError       the receiver could not start, or a request to it was refused
 """
 
 from __future__ import annotations
@@ -20,3 +21,7 @@ class SessionError(CaptureError):
 
 class RecorderError(CaptureError):
     """The screen could not be grabbed or the video could not be encoded."""
+
+
+class ReceiverError(CaptureError):
+    """The receiver could not start (port taken, bad address) or a request was refused."""

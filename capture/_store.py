@@ -104,6 +104,11 @@ class SessionWriter:
     def session_id(self) -> str:
         return self._manifest.session_id
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` or `finalize()` ran: appends are refused from then on."""
+        return self._closed
+
     def update_manifest(self, **changes: Any) -> SessionManifest:
         """Replace manifest fields and write it atomically."""
         with self._lock:

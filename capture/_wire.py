@@ -230,6 +230,11 @@ class Bye(WireModel):
     last_seq: int = Field(-1, ge=-1)
 
 
+class ByeReply(WireModel):
+    session: str
+    stored_through: int = Field(description="highest contiguous seq stored, -1 if none")
+
+
 class Health(WireModel):
     receiver_version: str
     protocol: int = PROTOCOL_VERSION

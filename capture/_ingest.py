@@ -1,0 +1,273 @@
+"""What the receiver does with a valid request: deduplicate by seq, stamp, append to the
+session's logs, and keep the running statistics.
+
+`Ingest` is driven by one worker thread at a time (the receiver's ordered writer), so log
+lines stay in arrival order; its statistics are read from any thread under a lock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import threading
+from dataclasses import dataclass
+
+import orjson
+
+from capture._errors import SessionError
+from capture._guard import RefusedError, decode_body, parse
+from capture._layout import PluginInfo
+from capture._store import SessionWriter, tool_version
+from capture._wire import Bye, ByeReply, Hello, HelloReply, SampleBatch, SyncRequest
+
+_RATE_WINDOW_NS = 5_000_000_000
+_PROBE_MEMORY = 4096
+_CONNECTED_NS = 5_000_000_000  # a plugin silent for longer counts as disconnected
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """host_mono and host_wall at the moment a request's body was read."""
+
+    mono_ns: int
+    wall_ns: int
+
+
+@dataclass(frozen=True)
+class ReceiverStats:
+    """A snapshot of what the receiver has stored so far."""
+
+    batches: int
+    samples_stored: int
+    duplicates: int
+    stored_through: int
+    last_arrival_mono_ns: int | None
+    samples_per_s: float
+    clock_offset_ns: int | None
+    plugin_connected: bool
+
+
+class SeqLedger:
+    """The seqs already settled (stored, or declared dropped by the plugin) as sorted,
+    disjoint, non-adjacent ranges; a healthy session is one range however long it runs."""
+
+    def __init__(self) -> None:
+        self._firsts: list[int] = []
+        self._lasts: list[int] = []
+
+    @property
+    def stored_through(self) -> int:
+        """The end of the first run: the highest seq with no gap before it, -1 if none."""
+        return self._lasts[0] if self._lasts else -1
+
+    @property
+    def highest(self) -> int:
+        return self._lasts[-1] if self._lasts else -1
+
+    def __contains__(self, seq: int) -> bool:
+        i = bisect.bisect_right(self._firsts, seq) - 1
+        return i >= 0 and seq <= self._lasts[i]
+
+    def covers(self, first: int, last: int) -> bool:
+        i = bisect.bisect_right(self._firsts, first) - 1
+        return i >= 0 and last <= self._lasts[i]
+
+    def add(self, first: int, last: int) -> None:
+        """Settle the range [first, last], merging with the ranges it touches."""
+        if self._lasts and first == self._lasts[-1] + 1:  # the common case: extend the run
+            self._lasts[-1] = max(self._lasts[-1], last)
+            return
+        lo = bisect.bisect_left(self._lasts, first - 1)
+        hi = bisect.bisect_right(self._firsts, last + 1)
+        if lo < hi:
+            first = min(first, self._firsts[lo])
+            last = max(last, self._lasts[hi - 1])
+        self._firsts[lo:hi] = [first]
+        self._lasts[lo:hi] = [last]
+
+
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of increasing seqs: [3, 4, 5, 9] -> [(3, 5), (9, 9)]."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
+
+
+class Ingest:
+    """Turns validated requests into appended log lines for one session."""
+
+    def __init__(self, writer: SessionWriter, max_body_bytes: int) -> None:
+        self._writer = writer
+        self._limit = max_body_bytes
+        self._ledger = SeqLedger()
+        self._lock = threading.Lock()
+        self._seen_probes: collections.OrderedDict[tuple[float, int], None] = (
+            collections.OrderedDict())
+        self._rate: collections.deque[tuple[int, int]] = collections.deque()
+        self._batches = 0
+        self._stored = 0
+        self._duplicates = 0
+        self._last_arrival: int | None = None
+        self._best_probe: tuple[int, int] | None = None  # (delay_ns, offset_ns)
+        self._connected = False
+        self._first_arrival: int | None = None
+
+    @property
+    def session_id(self) -> str:
+        return self._writer.session_id
+
+    @property
+    def closed(self) -> bool:
+        return self._writer.closed
+
+    def sync(self, body: bytes, encoding: str) -> SyncRequest:
+        """Validate a clock probe (answered by the receiver, stored with the next batch)."""
+        request = parse(SyncRequest, decode_body(body, encoding, self._limit))
+        self._check_session(request.session)
+        return request
+
+    def _check_session(self, session: str | None) -> None:
+        if session is not None and session != self._writer.session_id:
+            raise RefusedError(404, "unknown_session",
+                          f"session {session!r} is not recording here; the receiver records "
+                          f"{self._writer.session_id!r}: send hello again to join it",
+                          "session")
+
+    def _writing(self) -> SessionWriter:
+        if self._writer.closed:
+            raise RefusedError(409, "session_closed",
+                          f"session {self._writer.session_id!r} is finished; start a new "
+                          "recording and send hello again")
+        return self._writer
+
+    def hello(self, body: bytes, encoding: str, arrival: Arrival) -> HelloReply:
+        hello = parse(Hello, decode_body(body, encoding, self._limit))
+        self._check_session(hello.session)
+        writer = self._writing()
+        plugin = PluginInfo(plugin_version=hello.plugin_version, place_id=hello.place_id,
+                            place_name=hello.place_name, datamodel=hello.datamodel,
+                            viewport=hello.viewport)
+        try:
+            writer.update_manifest(plugin=plugin)
+            writer.append_sync([{"kind": "anchor", "client": hello.client_clock,
+                                 "wall_ms": hello.wall_ms, "arrival_mono_ns": arrival.mono_ns,
+                                 "arrival_wall_ns": arrival.wall_ns}])
+            writer.append_event("hello", plugin_version=hello.plugin_version,
+                                datamodel=hello.datamodel, place_id=hello.place_id)
+        except SessionError as exc:
+            raise RefusedError(409, "session_closed", str(exc)) from None
+        with self._lock:
+            self._connected = True
+            self._last_arrival = arrival.mono_ns
+        return HelloReply(session=writer.session_id, receiver_version=tool_version(),
+                          stored_through=self._ledger.stored_through)
+
+    def bye(self, body: bytes, encoding: str, arrival: Arrival) -> ByeReply:
+        bye = parse(Bye, decode_body(body, encoding, self._limit))
+        self._check_session(bye.session)
+        try:
+            self._writing().append_event("bye", reason=bye.reason, last_seq=bye.last_seq)
+        except SessionError as exc:
+            raise RefusedError(409, "session_closed", str(exc)) from None
+        with self._lock:
+            self._connected = False
+        return ByeReply(session=self._writer.session_id,
+                        stored_through=self._ledger.stored_through)
+
+    def batch(self, body: bytes, encoding: str, arrival: Arrival) -> tuple[int, int, int]:
+        """Store one batch; returns (stored_through, accepted, duplicates)."""
+        raw = decode_body(body, encoding, self._limit)
+        batch = parse(SampleBatch, raw)
+        self._check_session(batch.session)
+        writer = self._writing()
+        try:
+            documents = orjson.loads(raw)["samples"]
+        except orjson.JSONDecodeError as exc:  # e.g. a lone surrogate pydantic let through
+            raise RefusedError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        ledger = self._ledger
+        events: list[tuple[str, dict[str, int]]] = []
+        for dropped in batch.dropped:
+            if not ledger.covers(dropped.first, dropped.last):
+                events.append(("drop", {"first": dropped.first, "last": dropped.last}))
+                ledger.add(dropped.first, dropped.last)
+        new_seqs: list[int] = []
+        lines: list[bytes] = []
+        head = b'{"arrival_mono_ns":%d,"arrival_wall_ns":%d,' % (arrival.mono_ns, arrival.wall_ns)
+        highest = ledger.highest
+        for sample, document in zip(batch.samples, documents, strict=True):
+            seq = sample.seq
+            if seq <= highest and seq in ledger:
+                continue
+            new_seqs.append(seq)
+            lines.append(head + b'"seq":%d,"sample":%s}' % (seq, orjson.dumps(document)))
+        duplicates = len(batch.samples) - len(new_seqs)
+        for first, last in _runs(new_seqs):
+            if 0 <= highest < first - 1:
+                events.append(("gap", {"first": highest + 1, "last": first - 1}))
+            ledger.add(first, last)
+            highest = ledger.highest
+        sync = [{"kind": "probe", "t0": p.t0, "t1_ns": p.t1_ns, "t2_ns": p.t2_ns, "t3": p.t3}
+                for p in batch.probes if self._new_probe(p.t0, p.t1_ns)]
+        sync.append({"kind": "anchor", "client": batch.sent_client,
+                     "wall_ms": batch.sent_wall_ms, "arrival_mono_ns": arrival.mono_ns,
+                     "arrival_wall_ns": arrival.wall_ns})
+        try:
+            writer.append_state(lines)
+            writer.append_sync(sync)
+            for kind, fields in events:
+                writer.append_event(kind, **fields)
+        except SessionError as exc:
+            raise RefusedError(409, "session_closed", str(exc)) from None
+        self._account(arrival, len(new_seqs), duplicates, sync)
+        return ledger.stored_through, len(new_seqs), duplicates
+
+    def _new_probe(self, t0: float, t1_ns: int) -> bool:
+        key = (t0, t1_ns)
+        if key in self._seen_probes:
+            return False
+        self._seen_probes[key] = None
+        if len(self._seen_probes) > _PROBE_MEMORY:
+            self._seen_probes.popitem(last=False)
+        return True
+
+    def _account(self, arrival: Arrival, stored: int, duplicates: int,
+                 sync: list[dict[str, float | int | str]]) -> None:
+        with self._lock:
+            self._batches += 1
+            self._stored += stored
+            self._duplicates += duplicates
+            self._last_arrival = arrival.mono_ns
+            self._connected = True
+            self._first_arrival = self._first_arrival or arrival.mono_ns
+            self._rate.append((arrival.mono_ns, stored))
+            while self._rate and self._rate[0][0] < arrival.mono_ns - _RATE_WINDOW_NS:
+                self._rate.popleft()
+            for record in sync:
+                if record["kind"] != "probe":
+                    continue
+                t0_ns, t3_ns = record["t0"] * 1e9, record["t3"] * 1e9
+                t1, t2 = record["t1_ns"], record["t2_ns"]
+                delay = round((t3_ns - t0_ns) - (t2 - t1))
+                offset = round(((t1 - t0_ns) + (t2 - t3_ns)) / 2)
+                if self._best_probe is None or delay < self._best_probe[0]:
+                    self._best_probe = (delay, offset)
+
+    def stats(self, now_mono_ns: int) -> ReceiverStats:
+        with self._lock:
+            since = now_mono_ns - _RATE_WINDOW_NS
+            recent = sum(n for t, n in self._rate if t >= since)
+            ran_ns = now_mono_ns - (self._first_arrival or now_mono_ns)
+            rate = recent / max(min(ran_ns, _RATE_WINDOW_NS), 1_000_000_000) * 1e9
+            last = self._last_arrival
+            connected = (self._connected and last is not None
+                         and now_mono_ns - last < _CONNECTED_NS)
+            return ReceiverStats(
+                batches=self._batches, samples_stored=self._stored,
+                duplicates=self._duplicates, stored_through=self._ledger.stored_through,
+                last_arrival_mono_ns=last, samples_per_s=rate,
+                clock_offset_ns=self._best_probe[1] if self._best_probe else None,
+                plugin_connected=connected)

@@ -1,0 +1,280 @@
+"""The receiver: an aiohttp server on loopback that speaks wire protocol v1 and appends
+what the plugin sends to one recording session.
+
+The event loop only reads bodies and answers; decoding, validation, serialization and disk
+writes run on one worker thread (so log lines stay in arrival order) and every answer is
+sent after its data is in the OS, so an acknowledged sample survives a crash of ours.
+`ReceiverThread` runs a `Receiver` on its own loop in a daemon thread for synchronous code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from capture._errors import ReceiverError
+from capture._guard import RefusedError, check_caller, check_json_type, read_body
+from capture._ingest import Arrival, Ingest, ReceiverStats
+from capture._store import SessionWriter, tool_version
+from capture._wire import Health, SyncReply
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 34873
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+SMALL_BODY_BYTES = 16 * 1024  # hello, sync and bye bodies
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def _check_host(host: str) -> None:
+    name = "127.0.0.1" if host == "localhost" else host
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ReceiverError(f"host {host!r} is not a loopback address; the receiver binds "
+                            "127.0.0.1 only so that nothing outside this machine can reach it")
+
+
+class Receiver:
+    """Receives plugin batches over HTTP on loopback and appends them to `writer`'s session.
+
+    Use `await start()` / `await stop()` inside a running event loop, or `ReceiverThread`.
+    """
+
+    def __init__(self, writer: SessionWriter, *, host: str = "127.0.0.1",
+                 port: int = DEFAULT_PORT, token: str | None = None,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        _check_host(host)
+        if not 0 <= port <= 65535:
+            raise ReceiverError(f"port {port} is out of range; use 0..65535 (0 picks a free one)")
+        if max_body_bytes < SMALL_BODY_BYTES:
+            raise ReceiverError(f"max_body_bytes={max_body_bytes} is too small; "
+                                f"use at least {SMALL_BODY_BYTES}")
+        if token is not None and not token:
+            raise ReceiverError("token is empty; pass None for no token or a non-empty string")
+        self._host = host
+        self._requested_port = port
+        self._token = token
+        self._limit = max_body_bytes
+        self._ingest = Ingest(writer, max_body_bytes)
+        self._runner: web.AppRunner | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when constructed with port=0)."""
+        if self._port is None:
+            raise ReceiverError("the receiver is not started; call start() first")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def stats(self) -> ReceiverStats:
+        return self._ingest.stats(time.perf_counter_ns())
+
+    async def start(self) -> None:
+        """Bind and start serving; raises ReceiverError if the port cannot be bound."""
+        if self._runner is not None:
+            raise ReceiverError("the receiver is already started")
+        app = web.Application(middlewares=[self._refusals])
+        app.router.add_get("/v1/health", self._health)
+        app.router.add_post("/v1/hello", self._hello)
+        app.router.add_post("/v1/samples", self._samples)
+        app.router.add_post("/v1/sync", self._sync)
+        app.router.add_post("/v1/bye", self._bye)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                               auto_decompress=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._requested_port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ReceiverError(f"cannot listen on {self._host}:{self._requested_port} ({exc}); "
+                                "is another receiver running? stop it or choose another "
+                                "port") from None
+        self._runner = runner
+        self._port = runner.addresses[0][1]
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="stpe-receiver-writer")
+        logger.info("receiver listening on %s for session %s", self.url,
+                    self._ingest.session_id)
+
+    async def stop(self) -> None:
+        """Stop serving and wait for pending writes. Safe to call twice."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+
+    @web.middleware
+    async def _refusals(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Check the caller first; answer every refusal and HTTP error as a JSON ErrorReply."""
+        try:
+            check_caller(request, self._token)
+            return await handler(request)
+        except RefusedError as refusal:
+            logger.info("refused %s %s: %s", request.method, request.path, refusal)
+            return _json(refusal.reply(), refusal.status)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+            refusal = RefusedError(exc.status, code,
+                              f"{request.method} {request.path}: {exc.reason}; "
+                              "see docs/protocol.md for the endpoints")
+            response = _json(refusal.reply(), exc.status)
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
+
+    async def _work(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._executor is None:
+            raise RefusedError(503, "stopping", "the receiver is stopping; retry later")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except RefusedError:
+            raise
+        except Exception as exc:
+            logger.exception("receiver failed to store a request")
+            raise RefusedError(500, "internal_error",
+                          f"the receiver failed to store the request ({exc}); retry, and "
+                          "check the receiver's log") from None
+
+    async def _body(self, request: web.Request, limit: int) -> tuple[bytes, str, Arrival]:
+        check_json_type(request)
+        body = await read_body(request, limit)
+        arrival = Arrival(time.perf_counter_ns(), time.time_ns())
+        return body, request.headers.get("Content-Encoding", "identity"), arrival
+
+    async def _health(self, request: web.Request) -> web.Response:
+        recording = not self._ingest.closed
+        health = Health(receiver_version=tool_version(), recording=recording,
+                        session=self._ingest.session_id if recording else None)
+        return _json(health.model_dump_json().encode())
+
+    async def _hello(self, request: web.Request) -> web.Response:
+        reply = await self._work(self._ingest.hello, *await self._body(request, SMALL_BODY_BYTES))
+        return _json(reply.model_dump_json().encode())
+
+    async def _bye(self, request: web.Request) -> web.Response:
+        reply = await self._work(self._ingest.bye, *await self._body(request, SMALL_BODY_BYTES))
+        return _json(reply.model_dump_json().encode())
+
+    async def _samples(self, request: web.Request) -> web.Response:
+        body, encoding, arrival = await self._body(request, self._limit)
+        stored_through, accepted, duplicates = await self._work(
+            self._ingest.batch, body, encoding, arrival)
+        # a BatchReply, formatted directly: it is on every batch's critical path
+        reply = b'{"stored_through":%d,"accepted":%d,"duplicates":%d}' % (
+            stored_through, accepted, duplicates)
+        return _json(reply)
+
+    async def _sync(self, request: web.Request) -> web.Response:
+        t1_ns = time.perf_counter_ns()
+        check_json_type(request)
+        body = await read_body(request, SMALL_BODY_BYTES)
+        # A probe body is a few dozen bytes: decoding it here costs microseconds and keeps
+        # the probe out of the writer's queue, so its answer is not delayed by a big batch.
+        probe = self._ingest.sync(body, request.headers.get("Content-Encoding", "identity"))
+        reply = SyncReply(t0=probe.t0, t1_ns=t1_ns, t2_ns=time.perf_counter_ns())
+        return _json(reply.model_dump_json().encode())
+
+
+
+class ReceiverThread:
+    """A `Receiver` on its own event loop in a daemon thread, for synchronous callers.
+
+    ``with ReceiverThread(writer, port=0) as rx: ...`` starts it (returning once bound) and
+    stops it on exit; `stop()` is idempotent.
+    """
+
+    def __init__(self, writer: SessionWriter, **options: Any) -> None:
+        self._receiver = Receiver(writer, **options)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def receiver(self) -> Receiver:
+        return self._receiver
+
+    @property
+    def port(self) -> int:
+        return self._receiver.port
+
+    @property
+    def url(self) -> str:
+        return self._receiver.url
+
+    @property
+    def stats(self) -> ReceiverStats:
+        return self._receiver.stats
+
+    def start(self) -> ReceiverThread:
+        """Start serving; returns once the port is bound (raises ReceiverError if not)."""
+        if self._thread is not None:
+            raise ReceiverError("the receiver thread is already started")
+        self._thread = threading.Thread(target=self._run, name="stpe-receiver", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start(), or logged if it was running
+            if self._ready.is_set():
+                logger.exception("the receiver thread failed")
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        await self._receiver.start()
+        self._ready.set()
+        try:
+            await self._stop_event.wait()
+        finally:
+            await self._receiver.stop()
+
+    def stop(self) -> None:
+        """Stop serving and wait for pending writes. Safe to call twice."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        if self._loop is not None and self._stop_event is not None:
+            self._loop.call_soon_threadsafe(self._stop_event.set)
+        thread.join()
+
+    def __enter__(self) -> ReceiverThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

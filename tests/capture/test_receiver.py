@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from capture import (
+    DEFAULT_PORT,
+    ReceiverError,
+    ReceiverThread,
+    Session,
+    SessionWriter,
+)
+from capture._wire import BatchReply, ByeReply, Health, HelloReply, SyncReply
+from tests.capture._rx import batch, hello, post, request
+from tests.conftest import make_sample
+
+
+@pytest.fixture
+def rx(tmp_path):
+    writer = SessionWriter.create(tmp_path, "s1")
+    with ReceiverThread(writer, port=0) as receiver:
+        yield receiver
+    writer.close()
+
+
+def test_protocol_round_trip_stores_samples_probes_and_events(rx, tmp_path):
+    health = Health.model_validate(request(rx.port, "GET", "/v1/health").body)
+    assert (health.recording, health.session, health.protocol) == (True, "s1", 1)
+
+    reply = post(rx.port, "/v1/hello", hello())
+    assert reply.status == 200
+    assert HelloReply.model_validate(reply.body).stored_through == -1
+
+    sync = post(rx.port, "/v1/sync", {"t0": 10.0, "session": "s1"})
+    probe = SyncReply.model_validate(sync.body)
+    assert probe.t0 == 10.0 and probe.t2_ns >= probe.t1_ns > 0
+
+    first = post(rx.port, "/v1/samples", batch("s1", [0, 1, 2]))
+    assert BatchReply.model_validate(first.body) == BatchReply(
+        stored_through=2, accepted=3, duplicates=0)
+    completed = {"t0": 10.0, "t1_ns": probe.t1_ns, "t2_ns": probe.t2_ns, "t3": 10.001}
+    second = post(rx.port, "/v1/samples", batch("s1", [3, 4], probes=[completed]))
+    assert second.body == {"stored_through": 4, "accepted": 2, "duplicates": 0}
+    bye = post(rx.port, "/v1/bye", {"session": "s1", "reason": "stopped", "last_seq": 4})
+    assert ByeReply.model_validate(bye.body) == ByeReply(session="s1", stored_through=4)
+
+    stats = rx.stats
+    assert (stats.batches, stats.samples_stored, stats.stored_through) == (2, 5, 4)
+    expected_offset = round(((probe.t1_ns - 10e9) + (probe.t2_ns - 10.001e9)) / 2)
+    assert stats.clock_offset_ns == expected_offset
+    assert stats.plugin_connected is False  # after bye
+
+    session = Session.open(tmp_path / "s1")
+    records = list(session.state_records())
+    assert [r["seq"] for r in records] == [0, 1, 2, 3, 4]
+    assert [r["sample"] for r in records] == [make_sample(s, s / 60) for s in range(5)]
+    assert records[0]["arrival_mono_ns"] < records[3]["arrival_mono_ns"]
+    assert session.manifest.plugin is not None
+    assert session.manifest.plugin.place_name == "Test Place"
+    sync_records = session.sync_records()
+    assert [r["kind"] for r in sync_records] == ["anchor", "anchor", "probe", "anchor"]
+    assert sync_records[0]["client"] == 12.5  # the hello's clock pair
+    assert sync_records[2]["t1_ns"] == probe.t1_ns
+    assert [e["kind"] for e in session.events()] == ["start", "hello", "bye"]
+
+
+def test_retried_batches_are_stored_once(rx, tmp_path):
+    post(rx.port, "/v1/samples", batch("s1", [0, 1, 2]))
+    again = post(rx.port, "/v1/samples", batch("s1", [0, 1, 2]))
+    overlap = post(rx.port, "/v1/samples", batch("s1", [2, 3]))
+    assert again.body == {"stored_through": 2, "accepted": 0, "duplicates": 3}
+    assert overlap.body == {"stored_through": 3, "accepted": 1, "duplicates": 1}
+    seqs = [r["seq"] for r in Session.open(tmp_path / "s1").state_records()]
+    assert seqs == [0, 1, 2, 3]
+    assert rx.stats.duplicates == 4
+
+
+def test_gaps_and_declared_drops_become_events(rx, tmp_path):
+    post(rx.port, "/v1/samples", batch("s1", [0, 1]))
+    held = post(rx.port, "/v1/samples", batch("s1", [5, 6]))
+    assert held.body["stored_through"] == 1  # 2..4 may still arrive
+    filled = post(rx.port, "/v1/samples", batch("s1", [2, 3, 4]))
+    assert filled.body["stored_through"] == 6
+    dropped = post(rx.port, "/v1/samples",
+                   batch("s1", [10, 11], dropped=[{"first": 7, "last": 9}]))
+    assert dropped.body["stored_through"] == 11  # the plugin will never send 7..9
+    events = [e for e in Session.open(tmp_path / "s1").events() if e["kind"] in ("gap", "drop")]
+    assert [(e["kind"], e["first"], e["last"]) for e in events] == [
+        ("gap", 2, 4), ("drop", 7, 9)]
+
+
+def test_first_seq_need_not_be_zero(rx):
+    assert post(rx.port, "/v1/samples", batch("s1", [500, 501])).body["stored_through"] == 501
+
+
+def test_thread_reports_a_taken_port_and_stops_twice(tmp_path):
+    writer = SessionWriter.create(tmp_path, "s2")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ReceiverError, match="cannot listen"):
+            ReceiverThread(writer, port=taken.getsockname()[1]).start()
+    thread = ReceiverThread(writer, port=0).start()
+    assert thread.url == f"http://127.0.0.1:{thread.port}"
+    thread.stop()
+    thread.stop()
+    assert DEFAULT_PORT == 34873
+
+
+@pytest.mark.parametrize("options", [{"host": "0.0.0.0"}, {"host": "192.168.1.2"},
+                                     {"port": 70000}, {"token": ""}, {"max_body_bytes": 10}])
+def test_constructor_refuses_bad_options(tmp_path, options):
+    writer = SessionWriter.create(tmp_path, "s3")
+    with pytest.raises(ReceiverError):
+        ReceiverThread(writer, **options)
