@@ -120,6 +120,18 @@ class SessionWriter:
         data = self._manifest.model_dump_json(by_alias=True, indent=2).encode()
         _write_atomic(self.path / layout.MANIFEST, data + b"\n")
 
+    def write_output(self, relative: str, data: bytes) -> Path:
+        """Atomically write a derived file (labels, annotations) at `relative` inside the
+        session folder, creating its parent folders; paths leaving the folder are refused."""
+        root = self.path.resolve()
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or target == root:
+            raise SessionError(f"output path {relative!r} is outside session {self.path}; "
+                               "pass a path relative to the session folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(target, data)
+        return target
+
     def _append(self, name: str, lines: Iterable[bytes]) -> None:
         data = b"".join(line + b"\n" for line in lines)
         if not data:
