@@ -1,6 +1,12 @@
 """Capture: the wire protocol, the receiver, the screen recorder and the session store."""
 
-from capture._errors import CaptureError, ReceiverError, RecorderError, SessionError
+from capture._errors import (
+    CaptureError,
+    PluginError,
+    ReceiverError,
+    RecorderError,
+    SessionError,
+)
 from capture._layout import (
     CaptureSettings,
     ClockAnchor,
@@ -10,6 +16,7 @@ from capture._layout import (
     SessionManifest,
 )
 from capture._receiver import DEFAULT_PORT, Receiver, ReceiverStats, ReceiverThread
+from capture._simplugin import ClientClock, SimulatedPlugin
 from capture._store import (
     Session,
     SessionWriter,
@@ -28,8 +35,10 @@ __all__ = [
     "SAMPLE_SCHEMA",
     "CaptureError",
     "CaptureSettings",
+    "ClientClock",
     "ClockAnchor",
     "FrameRecord",
+    "PluginError",
     "PluginInfo",
     "Receiver",
     "ReceiverError",
@@ -43,6 +52,7 @@ __all__ = [
     "SessionError",
     "SessionManifest",
     "SessionWriter",
+    "SimulatedPlugin",
     "VideoFrame",
     "new_session_id",
     "now_anchor",

@@ -4,6 +4,7 @@
      +-- SessionError        a session on disk is missing, malformed or in the wrong state
      +-- RecorderError       the screen could not be grabbed or the video not encoded
      +-- ReceiverError       the receiver could not start, or a request to it was refused
+     +-- PluginError         the simulated plugin was misused or cannot reach the receiver
 """
 
 from __future__ import annotations
@@ -25,3 +26,7 @@ class RecorderError(CaptureError):
 
 class ReceiverError(CaptureError):
     """The receiver could not start (port taken, bad address) or a request was refused."""
+
+
+class PluginError(CaptureError):
+    """The simulated plugin was given a bad sample or cannot reach the receiver."""
