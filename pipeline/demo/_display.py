@@ -1,0 +1,129 @@
+"""Where the demo game is shown: a virtual X screen when there is none, and a window.
+
+`VirtualDisplay` starts Xvfb on a display number it picks itself (-displayfd) and points
+`DISPLAY` at it until closed; `GameWindow` is an OpenCV (Qt) window at the screen's top-left
+corner whose client area is exactly the game's viewport.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+
+from capture import Region
+from pipeline._errors import PipelineError
+
+logger = logging.getLogger(__name__)
+
+WINDOW_TITLE = "STPE demo"
+
+
+class VirtualDisplay:
+    """Xvfb for as long as the context lasts; a no-op when a display is already set."""
+
+    def __init__(self, width: int = 1024, height: int = 768, *, force: bool = False) -> None:
+        self.width, self.height = width, height
+        self._force = force
+        self._process: subprocess.Popen | None = None
+        self._previous: str | None = None
+        self.display: str | None = None
+
+    def start(self) -> VirtualDisplay:
+        if os.environ.get("DISPLAY") and not self._force:
+            self.display = os.environ["DISPLAY"]
+            return self
+        binary = shutil.which("Xvfb")
+        if binary is None:
+            raise PipelineError("no DISPLAY is set and Xvfb is not installed; run "
+                                "`make system` (apt-get install xvfb) or start an X server")
+        read_fd, write_fd = os.pipe()
+        self._process = subprocess.Popen(
+            [binary, "-displayfd", str(write_fd), "-screen", "0",
+             f"{self.width}x{self.height}x24", "-nolisten", "tcp"],
+            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        os.close(write_fd)
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            self.close()
+            raise PipelineError("Xvfb exited before reporting its display number; "
+                                "run `Xvfb -displayfd 1` by hand to see why")
+        self._previous = os.environ.get("DISPLAY")
+        self.display = f":{number}"
+        os.environ["DISPLAY"] = self.display
+        logger.info("started Xvfb on %s", self.display)
+        return self
+
+    def close(self) -> None:
+        """Stop Xvfb (if this object started it) and restore DISPLAY. Safe to call twice."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if self._previous is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = self._previous
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> VirtualDisplay:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class GameWindow:
+    """An OpenCV window showing BGR frames of exactly `viewport` pixels."""
+
+    def __init__(self, viewport: tuple[int, int], title: str = WINDOW_TITLE) -> None:
+        self.viewport = viewport
+        self.title = title
+        self._open = False
+
+    def open(self) -> GameWindow:
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+        except cv2.error as exc:
+            raise PipelineError(f"cannot open a window on DISPLAY={os.environ.get('DISPLAY')} "
+                                f"({exc}); unset DISPLAY to let the demo start Xvfb") from None
+        self._open = True
+        cv2.moveWindow(self.title, 0, 0)
+        self.show(np.zeros((self.viewport[1], self.viewport[0], 3), np.uint8))
+        return self
+
+    def show(self, image: np.ndarray) -> None:
+        """Put a frame on screen and let the window system paint it."""
+        cv2.imshow(self.title, image)
+        cv2.waitKey(1)
+
+    def region(self) -> Region:
+        """Where the frames appear on the screen (for the recorder)."""
+        x, y, width, height = cv2.getWindowImageRect(self.title)
+        if (width, height) != tuple(self.viewport):
+            raise PipelineError(f"the game window shows {width}x{height} px, expected "
+                                f"{self.viewport[0]}x{self.viewport[1]}; use a screen larger "
+                                "than the viewport")
+        return Region(left=x, top=y, width=width, height=height)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+
+    def __enter__(self) -> GameWindow:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
