@@ -1,0 +1,79 @@
+"""The demo game in a real window on Xvfb: frames reach the screen after the known latency,
+each carrying the timecode of the sample submitted for it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import mss
+import numpy as np
+import pytest
+
+from alignment._timecode_code import COLUMNS, DEFAULT_CELL, cells_to_payload
+from capture._wire import Sample
+from pipeline.demo import DemoGame, GameWindow, ShownFrame, VirtualDisplay, visible_seqs
+
+pytestmark = [pytest.mark.x11,
+              pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed")]
+VIEWPORT = (320, 180)
+
+
+def _decode(image: np.ndarray) -> int | None:
+    cell = DEFAULT_CELL
+    row_y = image.shape[0] - 2 * cell + cell // 2
+    middle = [image[row_y, c * cell + cell // 2, 0] > 127 for c in range(1, COLUMNS - 1)]
+    return cells_to_payload(np.array(middle, int))
+
+
+def test_virtual_display_sets_and_restores_display(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    with VirtualDisplay(400, 300) as display:
+        assert os.environ["DISPLAY"] == display.display
+        assert display.display.startswith(":")
+    assert "DISPLAY" not in os.environ
+
+
+def test_game_shows_each_sample_after_the_latency(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    samples, grabs = [], []
+    with VirtualDisplay(640, 480), GameWindow(VIEWPORT) as window, mss.MSS() as screen:
+        region = window.region()
+        assert (region.width, region.height) == VIEWPORT
+        box = {"left": region.left, "top": region.top, "width": region.width,
+               "height": region.height}
+
+        def show(image):
+            window.show(image)
+            if len(grabs) < 8:  # grab right after a few shows: what the recorder would see
+                start = time.perf_counter_ns()
+                pixels = np.array(screen.grab(box))[..., :3]
+                grabs.append((start, time.perf_counter_ns(), pixels))
+
+        game = DemoGame(viewport=VIEWPORT, latency_s=0.03)
+        shown = game.play(1.0, show=show, submit=samples.append,
+                          clock=lambda ns: 50.0 + ns / 1e9)
+    assert [s["seq"] for s in samples] == list(range(len(samples)))
+    assert [f.seq for f in shown] == [s["seq"] for s in samples]
+    assert len(samples) >= 30  # the loop holds most of its 60 Hz on a busy machine
+    for sample in samples[::10]:
+        Sample.model_validate(sample)
+    for frame, sample in zip(shown, samples, strict=True):
+        assert frame.client_t == sample["t"]
+        assert frame.shown_begin_ns - frame.step_ns >= 0.03e9  # never shown early
+    for start, end, pixels in grabs:
+        seq = _decode(pixels)
+        assert seq is not None
+        assert seq in visible_seqs(shown, start, end)
+
+
+def test_visible_seqs_covers_frames_on_screen_during_a_grab():
+    def frame(seq, begin, end):
+        return ShownFrame(seq, seq, 0, 0.0, begin, end, None, "Running")
+
+    shown = [frame(0, 100, 110), frame(1, 200, 210), frame(2, 300, 310)]
+    assert visible_seqs(shown, 150, 160) == {0}
+    assert visible_seqs(shown, 205, 206) == {0, 1}  # grabbed while frame 1 was painted
+    assert visible_seqs(shown, 250, 350) == {1, 2}
+    assert visible_seqs(shown, 400, 401) == {2}
