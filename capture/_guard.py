@@ -57,7 +57,7 @@ def check_caller(request: web.Request, token: str | None) -> None:
                       f"Host {host!r} is refused; expected localhost or 127.0.0.1 (any port)")
     if token is not None:
         given = request.headers.get(TOKEN_HEADER, "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
             state = "missing" if not given else "wrong"
             raise RefusedError(401, "token_refused",
                           f"the {TOKEN_HEADER} header is {state}; set the plugin's token to the "

@@ -65,8 +65,9 @@ class Receiver:
         if max_body_bytes < SMALL_BODY_BYTES:
             raise ReceiverError(f"max_body_bytes={max_body_bytes} is too small; "
                                 f"use at least {SMALL_BODY_BYTES}")
-        if token is not None and not token:
-            raise ReceiverError("token is empty; pass None for no token or a non-empty string")
+        if token is not None and not (token.isascii() and token.isprintable() and token):
+            raise ReceiverError("the token must be a non-empty string of printable ASCII "
+                                "characters (it travels in an HTTP header), or None")
         self._host = host
         self._requested_port = port
         self._token = token
@@ -147,6 +148,12 @@ class Receiver:
             if "Allow" in exc.headers:
                 response.headers["Allow"] = exc.headers["Allow"]
             return response
+        except Exception as exc:
+            logger.exception("receiver failed on %s %s", request.method, request.path)
+            refusal = RefusedError(500, "internal_error",
+                                   f"the receiver failed ({type(exc).__name__}); retry, and "
+                                   "check the receiver's log")
+            return _json(refusal.reply(), 500)
 
     async def _work(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import http.client
 import socket
+import threading
 
+import orjson
 import pytest
 
 from capture import (
@@ -108,9 +111,53 @@ def test_thread_reports_a_taken_port_and_stops_twice(tmp_path):
     assert DEFAULT_PORT == 34873
 
 
-@pytest.mark.parametrize("options", [{"host": "0.0.0.0"}, {"host": "192.168.1.2"},
-                                     {"port": 70000}, {"token": ""}, {"max_body_bytes": 10}])
+@pytest.mark.parametrize("options", [
+    {"host": "0.0.0.0"}, {"host": "192.168.1.2"}, {"host": "example.com"}, {"port": 70000},
+    {"token": ""}, {"token": "caf\u00e9"}, {"token": "a\nb"}, {"max_body_bytes": 10}])
 def test_constructor_refuses_bad_options(tmp_path, options):
     writer = SessionWriter.create(tmp_path, "s3")
     with pytest.raises(ReceiverError):
         ReceiverThread(writer, **options)
+
+
+def test_an_acknowledged_batch_is_already_in_the_file(rx, tmp_path):
+    state = tmp_path / "s1" / "state.jsonl"
+    for i in range(5):
+        reply = post(rx.port, "/v1/samples", batch("s1", [2 * i, 2 * i + 1]))
+        assert reply.body["stored_through"] == 2 * i + 1
+        assert state.read_bytes().count(b"\n") == 2 * i + 2
+
+
+def test_health_is_answered_while_big_batches_are_being_stored(rx):
+    """The loop stays free while the writer thread validates and writes: a health request
+    sent after four large batches were fully sent is answered before the last of them."""
+    finished: list[str] = []
+    lock = threading.Lock()
+    connections = [http.client.HTTPConnection("127.0.0.1", rx.port, timeout=60)
+                   for _ in range(4)]
+    try:
+        for i, conn in enumerate(connections):
+            body = orjson.dumps(batch("s1", list(range(i * 1000, i * 1000 + 1000))))
+            conn.request("POST", "/v1/samples", body, {"Content-Type": "application/json"})
+
+        def wait(conn: http.client.HTTPConnection) -> None:
+            response = conn.getresponse()
+            assert response.status == 200
+            response.read()
+            with lock:
+                finished.append("batch")
+
+        waiters = [threading.Thread(target=wait, args=(c,)) for c in connections]
+        for waiter in waiters:
+            waiter.start()
+        health = request(rx.port, "GET", "/v1/health")
+        with lock:
+            finished.append("health")
+        for waiter in waiters:
+            waiter.join()
+    finally:
+        for conn in connections:
+            conn.close()
+    assert health.status == 200
+    assert finished.index("health") < 3, finished
+    assert rx.stats.samples_stored == 4000
