@@ -1,0 +1,22 @@
+"""Exact labels derived from the aligned game state (labels.parquet, label_events.jsonl)."""
+
+from pipeline.labels._compute import Labels, compute_labels
+from pipeline.labels._io import (
+    labels_summary,
+    read_label_events,
+    read_labels,
+    write_atomic,
+    write_labels,
+)
+from pipeline.labels._motion import DIRECTIONS
+
+__all__ = [
+    "DIRECTIONS",
+    "Labels",
+    "compute_labels",
+    "labels_summary",
+    "read_label_events",
+    "read_labels",
+    "write_atomic",
+    "write_labels",
+]

@@ -1,0 +1,151 @@
+"""Camera, projection and box labels against hand-worked values and an independent
+pinhole implementation (capture._synthetic.project, plain Python)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from capture import Session
+from capture._synthetic import FOV_Y, VIEWPORT, synthetic_sample
+from capture._synthetic import project as reference_project
+from pipeline.camera import extrinsics, intrinsics, look_at
+from pipeline.labels import compute_labels
+from pipeline.labels._geometry import boxes
+from tests.pipeline.session_kit import make_session
+
+IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+
+
+def _labels(tmp_path, samples, frames=None, **kw):
+    frames = frames if frames is not None else list(range(len(samples)))
+    path = make_session(tmp_path, samples, frames, [i / 30 for i in range(len(frames))], **kw)
+    return compute_labels(Session.open(path))
+
+
+@pytest.mark.parametrize(("scale", "offset", "size"), [
+    ((1.0, 1.0), (0.0, 0.0), (1280, 720)),
+    ((1.25, 1.25), (8.0, 31.0), (1608, 931)),
+])
+def test_root_pixel_matches_the_engine_projection(tmp_path, scale, offset, size):
+    samples = [synthetic_sample(i, i / 30) for i in range(120)]
+    labels = _labels(tmp_path, samples, scale=scale, offset=offset, size=size)
+    error = labels.table["root_px_error"].to_numpy()
+    assert error.max() < 0.5 and labels.summary["root_px_error"]["max"] < 0.5
+    px = np.array(labels.table["root_px"].to_pylist())
+    for i in (0, 57, 119):  # independent reference: the hand-written pinhole, then scale
+        s = samples[i]
+        ref = reference_project(s["camera"]["cframe"], s["character"]["root"]["cframe"][:3],
+                                FOV_Y, VIEWPORT)
+        np.testing.assert_allclose(px[i], np.array(ref[:2]) * scale + offset, atol=1e-6)
+
+
+def test_engine_disagreement_is_reported(tmp_path):
+    samples = [synthetic_sample(i, i / 30) for i in range(10)]
+    samples[4]["camera"]["root_projection"][0] += 3.0  # the engine says 3 px further right
+    labels = _labels(tmp_path, samples)
+    error = labels.table["root_px_error"].to_numpy()
+    assert error[4] == pytest.approx(3.0) and error[3] < 1e-6
+    assert labels.summary["root_px_error"]["max"] == pytest.approx(3.0)
+
+
+def test_camera_columns_golden_values(tmp_path):
+    samples = [synthetic_sample(i, i / 30) for i in range(3)]
+    cam = look_at([0.0, 0.0, 0.0], [0.0, 0.0, -10.0])  # Roblox identity camera
+    for s in samples:
+        s["camera"]["cframe"] = cam.tolist()
+        s["camera"]["fov_y"] = 90.0
+    labels = _labels(tmp_path, samples).table.to_pylist()[0]
+    # f = (720 / 2) / tan(45 deg) = 360, principal point at the centre
+    np.testing.assert_allclose(labels["K"], [360, 0, 640, 0, 360, 360, 0, 0, 1], atol=1e-9)
+    np.testing.assert_allclose(np.reshape(labels["T_cam_world"], (4, 4)),
+                               np.diag([1.0, -1.0, -1.0, 1.0]), atol=1e-12)
+    # camera-to-world rotation diag(1, -1, -1) is 180 degrees about x: q = (1, 0, 0, 0)
+    np.testing.assert_allclose(np.abs(labels["cam_quat_xyzw"]), [1, 0, 0, 0], atol=1e-12)
+
+
+def test_aspect_mismatch_is_reported_not_squashed(tmp_path, caplog):
+    samples = [synthetic_sample(i, i / 30) for i in range(4)]
+    for s in samples:
+        s["camera"]["viewport"] = [1528.0, 856.0]
+    # the seed's case: 1080x1920 frames for a 1528x856 viewport
+    labels = _labels(tmp_path, samples, size=(1080, 1920), scale=(1080 / 1528, 1920 / 856))
+    k = np.reshape(labels.table["K"][0].as_py(), (3, 3))
+    f = 428 / math.tan(math.radians(35))
+    assert k[0, 0] == pytest.approx(f * 1080 / 1528) and k[1, 1] == pytest.approx(f * 1920 / 856)
+    assert labels.summary["capture_aspect_mismatch"] > 2.0
+    assert "aspect" in caplog.text
+
+
+def test_box_in_front_is_the_hand_projected_square():
+    k = intrinsics(90.0, np.array([800.0, 600.0]))[None]
+    t = extrinsics(np.array([0.0, 0.0, 0.0, *IDENTITY]))[None]
+    b = boxes(np.array([[0.0, 0.0, -10.0, *IDENTITY]]), np.array([[2.0, 2.0, 2.0]]), k, t,
+              np.array([[800.0, 600.0]]))
+    # f = 300; nearest face at depth 9 spans +-1 stud -> +-300/9 px around (400, 300)
+    d = 300 / 9
+    np.testing.assert_allclose(b.box_xyxy[0], [400 - d, 300 - d, 400 + d, 300 + d])
+    assert b.truncation[0] == 0 and b.on_screen[0] and not b.behind_camera[0]
+    assert b.depth[0] == pytest.approx(10.0) and b.distance[0] == pytest.approx(10.0)
+
+
+def test_box_reaching_behind_the_camera_is_clipped_at_the_near_plane():
+    k = intrinsics(90.0, np.array([800.0, 600.0]))[None]
+    t = extrinsics(np.array([0.0, 0.0, 0.0, *IDENTITY]))[None]
+    # a long box from z = +5 (behind) to z = -5 (in front), 1 stud to the right
+    b = boxes(np.array([[1.5, 0.0, 0.0, *IDENTITY]]), np.array([[1.0, 1.0, 10.0]]), k, t,
+              np.array([[800.0, 600.0]]))
+    # near corners at depth 0.1: x = 1 .. 2 -> u = 400 + 300 * 10 .. 20 (far off the right);
+    # the far face at depth 5 starts at u = 400 + 300 * 1 / 5 = 460: left edge at 460
+    assert b.on_screen[0] and not b.behind_camera[0]
+    assert b.box_xyxy[0, 0] == pytest.approx(460.0) and b.box_xyxy[0, 2] == 800.0
+    assert 0.9 < b.truncation[0] < 1.0
+    behind = boxes(np.array([[0.0, 0.0, 10.0, *IDENTITY]]), np.array([[2.0, 2.0, 2.0]]), k, t,
+                   np.array([[800.0, 600.0]]))
+    assert behind.behind_camera[0] and not behind.on_screen[0]
+    assert np.isnan(behind.box_xyxy[0]).all() and behind.depth[0] == pytest.approx(-10.0)
+
+
+def test_half_visible_box_has_half_truncation():
+    k = intrinsics(90.0, np.array([800.0, 600.0]))[None]
+    t = extrinsics(np.array([0.0, 0.0, 0.0, *IDENTITY]))[None]
+    # a flat box at depth 10 centred on the left image edge: u = 400 - 300 * 13.333 / 10 = 0
+    x = -400 / 30
+    b = boxes(np.array([[x, 0.0, -10.0, *IDENTITY]]), np.array([[2.0, 2.0, 1e-9]]), k, t,
+              np.array([[800.0, 600.0]]))
+    assert b.truncation[0] == pytest.approx(0.5, abs=1e-6)
+    assert b.box_xyxy[0, 0] == 0.0
+
+
+def test_camera_motion_split_sums_to_image_motion(tmp_path):
+    samples = [synthetic_sample(i, i / 30) for i in range(40)]
+    table = _labels(tmp_path, samples).table
+    objects = table["objects"].to_pylist()
+    crate = [next(o for o in frame if o["id"] == "crate-1") for frame in objects]
+    for o in crate[1:]:
+        if o["on_screen"]:
+            np.testing.assert_allclose(o["object_caused_motion"], [0, 0], atol=1e-6)
+            np.testing.assert_allclose(o["camera_caused_motion"], o["image_motion"], atol=1e-6)
+    char = [frame[0] for frame in objects]
+    assert char[0]["kind"] == "character" and np.isnan(char[0]["image_motion"]).all()
+    total = np.add(char[5]["camera_caused_motion"], char[5]["object_caused_motion"])
+    np.testing.assert_allclose(total, char[5]["image_motion"], atol=1e-6)
+    # the camera velocity is the finite difference of its position over real t
+    pos = np.array(table["cam_position"].to_pylist())
+    vel = np.array(table["cam_velocity"].to_pylist())
+    np.testing.assert_allclose(vel[7], (pos[7] - pos[6]) * 30, rtol=1e-9)
+
+
+def test_camera_angular_velocity_of_a_steady_pan(tmp_path):
+    samples = [synthetic_sample(i, i / 30) for i in range(10)]
+    rate = math.radians(30)  # 30 deg/s to the left
+    for i, s in enumerate(samples):
+        a = rate * i / 30
+        s["camera"]["cframe"] = look_at([0, 5, 0], [-math.sin(a), 5, -math.cos(a)]).tolist()
+    table = _labels(tmp_path, samples).table
+    w = np.array(table["cam_angular_velocity"].to_pylist())
+    # turning left about world +Y is about the OpenCV camera's -y axis (y points down)
+    np.testing.assert_allclose(w[3], [0, -rate, 0], atol=1e-9)
+    assert "camera turns left at 30 deg/s" in table["caption"][3].as_py()
