@@ -16,6 +16,7 @@ from capture._layout import (
     SessionManifest,
 )
 from capture._receiver import DEFAULT_PORT, Receiver, ReceiverStats, ReceiverThread
+from capture._recorder import RecorderStats, ScreenRecorder
 from capture._simplugin import ClientClock, SimulatedPlugin
 from capture._store import (
     Session,
@@ -45,9 +46,11 @@ __all__ = [
     "ReceiverStats",
     "ReceiverThread",
     "RecorderError",
+    "RecorderStats",
     "Region",
     "Sample",
     "SampleBatch",
+    "ScreenRecorder",
     "Session",
     "SessionError",
     "SessionManifest",

@@ -1,0 +1,323 @@
+"""The screen recorder: grab a monitor or a region at a fixed rate and encode every grab
+with its true time.
+
+Grabs are paced on deadlines `t0 + k / fps` of `time.perf_counter_ns` (sleep, then a short
+spin), so lateness never accumulates. A grab that ends too late to make the next deadline
+skips the ticks it missed and counts them as dropped (`FrameRecord.dropped_before`); no
+frame is ever re-timed. Encoding runs on its own thread behind a bounded queue (PyAV
+releases the GIL while it converts and encodes), so a slow encoder costs counted drops,
+never a stalled capture clock. The encoder thread also does all the session writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import sys
+import threading
+import time
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from capture import _layout as layout
+from capture._errors import RecorderError
+from capture._layout import CaptureSettings, ClockAnchor, Region
+from capture._store import SessionWriter
+from capture._video import VideoWriter
+
+logger = logging.getLogger(__name__)
+
+MAX_FPS = 240.0
+SPIN_NS = 1_000_000  # busy-wait the last millisecond before a deadline
+QUEUE_SECONDS = 0.5  # frames the encoder may fall behind before grabs are dropped
+ENCODER_NICE = 5  # the encoder thread and its x264 workers yield the CPU to the grab thread
+
+
+@dataclass(frozen=True)
+class RecorderStats:
+    """A snapshot of the recorder: counts, achieved rate and pacing jitter."""
+
+    frames: int  # encoded and in the frame table
+    grabbed: int
+    dropped: int  # scheduled ticks with no frame: late grabs plus a full encoder queue
+    dropped_late: int
+    dropped_queue: int
+    elapsed_s: float
+    fps: float  # achieved: frames per second of recording
+    jitter_std_ms: float  # std of (grab interval - 1/fps) over intervals without a drop
+    jitter_p99_ms: float  # p99 of |grab interval - 1/fps|
+    queue_depth: int
+    running: bool
+
+
+@dataclass(frozen=True)
+class _Grab:
+    image: np.ndarray  # H x W x 4 BGRA, as mss returns it
+    start_ns: int
+    end_ns: int
+    wall_ns: int
+    dropped_before: int
+
+
+def _open_screen() -> Any:
+    """An mss screen grabber; a clear RecorderError when there is no display."""
+    import mss
+
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        raise RecorderError("no X display: $DISPLAY is not set; run inside a desktop session, "
+                            "or start a virtual screen with Xvfb (`Xvfb :99 &` then "
+                            "DISPLAY=:99)")
+    try:
+        return mss.MSS()
+    except Exception as exc:  # mss reports a failed connection with several exception types
+        raise RecorderError(f"cannot connect to the display {os.environ.get('DISPLAY')!r} "
+                            f"({exc}); is the X server (or Xvfb) running?") from None
+
+
+def resolve_region(monitors: list[dict[str, int]], monitor: int | None,
+                   region: Region | None) -> Region:
+    """The screen rectangle to grab: `region` if given (checked against the whole screen,
+    `monitors[0]`), else monitor `monitor` (0 = every monitor together)."""
+    if region is not None:
+        screen = monitors[0]
+        right, bottom = screen["left"] + screen["width"], screen["top"] + screen["height"]
+        if (region.left < screen["left"] or region.top < screen["top"]
+                or region.left + region.width > right or region.top + region.height > bottom):
+            raise RecorderError(
+                f"region {region.width}x{region.height} at ({region.left},{region.top}) is not "
+                f"inside the screen ({screen['width']}x{screen['height']} at "
+                f"({screen['left']},{screen['top']})); choose a region within it")
+        return region
+    index = 1 if monitor is None else monitor
+    if not 0 <= index < len(monitors):
+        raise RecorderError(f"monitor {index} does not exist; this display has monitors "
+                            f"1..{len(monitors) - 1} (0 = all of them together)")
+    m = monitors[index]
+    return Region(left=m["left"], top=m["top"], width=m["width"], height=m["height"])
+
+
+def _sleep_until(deadline_ns: int, stop: threading.Event) -> None:
+    """Wait for `deadline_ns` (perf_counter_ns): sleep, then spin the last stretch."""
+    while True:
+        remaining = deadline_ns - time.perf_counter_ns()
+        if remaining <= 0:
+            return
+        if remaining <= SPIN_NS:
+            while time.perf_counter_ns() < deadline_ns:
+                pass
+            return
+        if stop.wait((remaining - SPIN_NS) / 1e9):
+            return
+
+
+class ScreenRecorder:
+    """Records the screen into `writer`'s session: video, frame table, capture settings.
+
+    ``start()`` checks the display and the region and returns once capture runs;
+    ``stop()`` (idempotent) drains the encoder, closes the video and raises RecorderError
+    if capture or encoding failed while running.
+    """
+
+    def __init__(self, writer: SessionWriter, *, fps: float = 30.0, monitor: int | None = 1,
+                 region: Region | None = None, crf: int = 18, preset: str = "veryfast") -> None:
+        if not 0 < fps <= MAX_FPS:
+            raise RecorderError(f"fps={fps} is out of range; use a rate in (0, {MAX_FPS:g}]")
+        if not 0 <= crf <= 51:
+            raise RecorderError(f"crf={crf} is out of range; x264 accepts 0 (lossless)..51")
+        self._writer = writer
+        self._fps = float(fps)
+        self._period_ns = 1e9 / self._fps
+        self._monitor = monitor
+        self._region = region
+        self._region_given = region is not None
+        self._crf, self._preset = crf, preset
+        self._queue: queue.Queue[_Grab | None] = queue.Queue(
+            maxsize=max(4, math.ceil(self._fps * QUEUE_SECONDS)))
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._error: BaseException | None = None
+        self._started_ns = 0
+        self._stopped_ns: int | None = None
+        self._grabbed = self._written = self._late = self._full = 0
+        self._deviations = array("q")  # ns: grab interval minus its scheduled interval
+        self._stopped = False
+        self._trailing = 0  # ticks dropped after the last frame (no frame row to carry them)
+
+    @property
+    def region(self) -> Region | None:
+        """The rectangle being grabbed (known once started)."""
+        return self._region
+
+    @property
+    def error(self) -> BaseException | None:
+        """What stopped capture or encoding early, if anything did."""
+        return self._error
+
+    def start(self) -> ScreenRecorder:
+        """Open the screen and the video, write the capture settings, start both threads."""
+        if self._threads:
+            raise RecorderError("the recorder is already started; create a new one")
+        screen = _open_screen()
+        try:
+            region = resolve_region(screen.monitors, self._monitor, self._region)
+            video = VideoWriter(self._writer.path / layout.VIDEO, region.width, region.height,
+                                fps_hint=self._fps, crf=self._crf, preset=self._preset)
+        except BaseException:
+            screen.close()
+            raise
+        self._region = region
+        monitor = None if self._region_given else (1 if self._monitor is None else self._monitor)
+        settings = CaptureSettings(fps=self._fps, region=region, crf=self._crf, monitor=monitor)
+        self._writer.update_manifest(capture=settings)
+        self._writer.append_event("recorder_start", fps=self._fps,
+                                  region=region.model_dump(), queue=self._queue.maxsize)
+        self._started_ns = time.perf_counter_ns()
+        self._threads = [
+            threading.Thread(target=self._run_capture, args=(screen, region),
+                             name="stpe-recorder-grab", daemon=True),
+            threading.Thread(target=self._run_encoder, args=(video,),
+                             name="stpe-recorder-encode", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        logger.info("recording %dx%d at (%d,%d), %g fps", region.width, region.height,
+                    region.left, region.top, self._fps)
+        return self
+
+    def _run_capture(self, screen: Any, region: Region) -> None:
+        box = {"left": region.left, "top": region.top, "width": region.width,
+               "height": region.height}
+        period = self._period_ns
+        t0 = time.perf_counter_ns()
+        tick, owed, last_tick, last_start = 0, 0, -2, 0
+        try:
+            while not self._stop.is_set():
+                deadline = t0 + round(tick * period)
+                _sleep_until(deadline, self._stop)
+                if self._stop.is_set():
+                    break
+                wall_ns = time.time_ns()
+                start_ns = time.perf_counter_ns()
+                # woken more than half a period late: grabbing now would re-time this tick
+                missed = int(start_ns - deadline > period / 2)
+                if not missed:
+                    shot = screen.grab(box)
+                    end_ns = time.perf_counter_ns()
+                    image = np.frombuffer(shot.raw, np.uint8).reshape(
+                        region.height, region.width, 4)
+                    with self._lock:
+                        self._grabbed += 1
+                        if tick == last_tick + 1:
+                            self._deviations.append(start_ns - last_start - round(period))
+                    last_tick, last_start = tick, start_ns
+                    try:
+                        self._queue.put_nowait(_Grab(image, start_ns, end_ns, wall_ns, owed))
+                        owed = 0
+                    except queue.Full:
+                        owed += 1
+                        with self._lock:
+                            self._full += 1
+                        self._writer.append_event("drop", reason="encoder_behind", frames=1,
+                                                  grab_start_ns=start_ns)
+                # the next tick whose deadline is less than half a period ago
+                now = time.perf_counter_ns()
+                following = max(tick + 1, math.ceil((now - t0 - period / 2) / period))
+                skipped = following - tick - 1 + missed
+                if skipped:
+                    owed += skipped
+                    with self._lock:
+                        self._late += skipped
+                    self._writer.append_event("drop", reason="late", frames=skipped)
+                tick = following
+        except BaseException as exc:
+            self._fail(exc, "capture")
+        finally:
+            self._trailing = owed
+            screen.close()
+            self._queue.put(None)  # blocks until the encoder has room: it always drains
+
+    def _run_encoder(self, video: VideoWriter) -> None:
+        if hasattr(os, "setpriority"):  # x264 starts its workers from this thread: they inherit
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ENCODER_NICE)
+        video_start: int | None = None
+        try:
+            while (grab := self._queue.get()) is not None:
+                if self._error is not None:
+                    continue  # drain so the capture thread is never blocked
+                if video_start is None:
+                    video_start = grab.start_ns
+                    self._writer.update_manifest(video_start=ClockAnchor(
+                        host_mono_ns=grab.start_ns, host_wall_ns=grab.wall_ns))
+                pts_us = video.write(grab.image, (grab.start_ns - video_start) // 1000)
+                index = self._written
+                self._writer.append_frames([{
+                    "index": index, "pts_us": pts_us, "grab_start_ns": grab.start_ns,
+                    "grab_end_ns": grab.end_ns, "wall_ns": grab.wall_ns,
+                    "dropped_before": grab.dropped_before}])
+                with self._lock:
+                    self._written += 1
+        except BaseException as exc:
+            self._fail(exc, "encoding")
+            while self._queue.get() is not None:
+                pass
+        finally:
+            try:
+                video.close()
+            except Exception as exc:
+                self._fail(exc, "closing the video")
+
+    def _fail(self, exc: BaseException, what: str) -> None:
+        logger.error("screen recorder: %s failed: %s", what, exc)
+        with self._lock:
+            if self._error is None:
+                self._error = exc
+        self._stop.set()
+        if not self._writer.closed:
+            self._writer.append_event("error", source="recorder", stage=what, message=str(exc))
+
+    @property
+    def stats(self) -> RecorderStats:
+        """Counts so far, the achieved rate and the grab-interval jitter."""
+        with self._lock:
+            deviations = np.frombuffer(self._deviations, np.int64).astype(np.float64) / 1e6
+            end = self._stopped_ns or time.perf_counter_ns()
+            elapsed = (end - self._started_ns) / 1e9 if self._started_ns else 0.0
+            return RecorderStats(
+                frames=self._written, grabbed=self._grabbed, dropped=self._late + self._full,
+                dropped_late=self._late, dropped_queue=self._full, elapsed_s=elapsed,
+                fps=self._written / elapsed if elapsed > 0 else 0.0,
+                jitter_std_ms=float(deviations.std()) if deviations.size else 0.0,
+                jitter_p99_ms=float(np.percentile(np.abs(deviations), 99))
+                if deviations.size else 0.0,
+                queue_depth=self._queue.qsize(),
+                running=bool(self._threads) and self._stopped_ns is None)
+
+    def stop(self) -> RecorderStats:
+        """Stop grabbing, encode what is queued, close the video. Safe to call twice."""
+        if self._stopped or not self._threads:
+            return self.stats
+        self._stopped = True
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self._stopped_ns = time.perf_counter_ns()
+        stats = self.stats
+        if not self._writer.closed:
+            self._writer.append_event("recorder_stop", frames=stats.frames,
+                                      dropped=stats.dropped, fps=round(stats.fps, 3),
+                                      dropped_after_last=self._trailing)
+        if self._error is not None:
+            raise RecorderError(f"the screen recorder failed: {self._error}") from self._error
+        return stats
+
+    def __enter__(self) -> ScreenRecorder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
