@@ -1,0 +1,42 @@
+"""`stpe simulate`: feed a running receiver with a simulated plugin, to test a setup."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+
+from capture import DEFAULT_PORT, SimulatedPlugin
+
+console = Console()
+
+
+@click.command("simulate")
+@click.option("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True,
+              help="The receiver to send to (`stpe record` prints it).")
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="How long to play.")
+@click.option("--rate", type=click.FloatRange(min=1, max=1000), default=60.0,
+              show_default=True, help="Samples per second (the game's frame rate).")
+@click.option("--batch-hz", type=click.FloatRange(min=0.5, max=1000), default=10.0,
+              show_default=True, help="Batches per second.")
+@click.option("--token", envvar="STPE_TOKEN", default=None,
+              help="The receiver's shared token, if it was started with one [env STPE_TOKEN].")
+@click.option("--drift-ppm", type=float, default=0.0, show_default=True,
+              help="Client clock drift relative to the host, parts per million.")
+def command(url: str, seconds: float, rate: float, batch_hz: float, token: str | None,
+            drift_ppm: float) -> None:
+    """Play a synthetic character at RATE samples/s for SECONDS against a running receiver."""
+    plugin = SimulatedPlugin(url, token=token, batch_hz=batch_hz, clock_drift_ppm=drift_ppm)
+    chunk = 0.5
+    sent = 0
+    with plugin, Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"simulating into session {plugin.session}", total=seconds)
+        while sent < round(seconds * rate):
+            step = min(chunk, seconds - sent / rate)
+            sent += plugin.play(step, rate=rate, first_seq=sent)
+            progress.update(task, completed=sent / rate)
+    console.print(f"session {plugin.session}: sent {sent} samples in {plugin.batches} batches, "
+                  f"receiver stored through seq {plugin.stored_through}; "
+                  f"{plugin.dropped} dropped, {plugin.rejected} refused, "
+                  f"{plugin.retries} retries")
