@@ -1,0 +1,61 @@
+"""Model annotation: DINOv3 embeddings, SAM 3 masks, Qwen3-VL captions, V-JEPA 2 clips.
+
+Each stage registers itself (`register_stage`) and `create_stage` builds one; `annotate`
+runs stages over sessions (in-process or on Ray) and writes `<session>/annotations/`.
+Heavy libraries (torch, transformers, ray) are imported only inside the stages.
+"""
+
+from pipeline.annotate._associate import Match, TrackLinker, associate, box_iou
+from pipeline.annotate._caption import build_prompt, caption_frames, describe_state
+from pipeline.annotate._consistency import Consistency, check_caption
+from pipeline.annotate._engine import StageReport, StageRunner, annotate
+from pipeline.annotate._inputs import (
+    FrameLabel,
+    LabeledObject,
+    LabelEvent,
+    read_label_events,
+    read_labels,
+)
+from pipeline.annotate._registry import (
+    DEFAULT_MODELS,
+    AnnotateSettings,
+    ShardInput,
+    ShardOutput,
+    Stage,
+    available_stages,
+    create_stage,
+    register_stage,
+)
+from pipeline.annotate._rle import mask_box, rle_area, rle_decode, rle_encode
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "AnnotateSettings",
+    "Consistency",
+    "FrameLabel",
+    "LabelEvent",
+    "LabeledObject",
+    "Match",
+    "ShardInput",
+    "ShardOutput",
+    "Stage",
+    "StageReport",
+    "StageRunner",
+    "TrackLinker",
+    "annotate",
+    "associate",
+    "available_stages",
+    "box_iou",
+    "build_prompt",
+    "caption_frames",
+    "check_caption",
+    "create_stage",
+    "describe_state",
+    "mask_box",
+    "read_label_events",
+    "read_labels",
+    "register_stage",
+    "rle_area",
+    "rle_decode",
+    "rle_encode",
+]

@@ -1,0 +1,154 @@
+"""Torch plumbing shared by the stages: device and dtype, model loading with SDPA, batches
+that halve on out-of-memory, and on-device image preprocessing.
+
+Everything here imports torch lazily: the module itself is light.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from pipeline._errors import MissingExtraError, PipelineError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def import_torch() -> Any:
+    """torch, or a MissingExtraError naming the `models` extra."""
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError(exc.name or "torch", "models") from None
+    return torch
+
+
+def torch_device(device: str) -> Any:
+    """The torch device; asking for CUDA where there is none is an error, not a fallback."""
+    torch = import_torch()
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PipelineError("--device cuda was asked for but torch sees no CUDA device; "
+                            "pass --device cpu or install a CUDA build of torch")
+    return torch.device(device)
+
+
+def torch_dtype(dtype: str) -> Any:
+    return getattr(import_torch(), _DTYPES[dtype])
+
+
+def load_pretrained(loader: Any, model_id: str, *, dtype: str, device: str) -> tuple[Any, dict]:
+    """`loader.from_pretrained(model_id)` in eval mode with SDPA attention (eager where the
+    architecture has no SDPA path); returns the model and what to record about it."""
+    torch = import_torch()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    kwargs = {"dtype": torch_dtype(dtype)}
+    try:
+        model = loader.from_pretrained(model_id, attn_implementation="sdpa", **kwargs)
+    except ValueError as exc:
+        if "sdpa" not in str(exc).lower():
+            raise
+        logger.info("%s has no SDPA attention; using eager", model_id)
+        model = loader.from_pretrained(model_id, **kwargs)
+    except OSError as exc:
+        raise PipelineError(f"cannot load model {model_id!r} ({exc}); pass a hub id you can "
+                            "download or a local folder made with save_pretrained") from None
+    model = model.to(torch_device(device)).eval()
+    torch.set_grad_enabled(False)
+    return model, model_record(model, model_id, dtype)
+
+
+def model_record(model: Any, model_id: str, dtype: str) -> dict[str, Any]:
+    """Model id, class, revision (commit hash when loaded from the hub) and dtype."""
+    config = getattr(model, "config", None)
+    return {"model_id": model_id, "model_class": type(model).__name__,
+            "revision": getattr(config, "_commit_hash", None), "dtype": dtype,
+            "attn_implementation": getattr(config, "_attn_implementation", None)}
+
+
+def preprocessor_dict(model_id: str) -> dict[str, Any]:
+    """The model's `preprocessor_config.json` as a dict ({} when it ships none)."""
+    folder = Path(model_id)
+    if folder.is_dir():
+        path = folder / "preprocessor_config.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+    from transformers.utils import cached_file
+
+    path = cached_file(model_id, "preprocessor_config.json",
+                       _raise_exceptions_for_missing_entries=False)
+    return json.loads(Path(path).read_text()) if path else {}
+
+
+def run_batched(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T],
+                batch_size: int) -> list[R]:
+    """`fn` over `items` in batches; a CUDA out-of-memory halves the batch and retries."""
+    torch = import_torch()
+    results: list[R] = []
+    start, size = 0, max(1, batch_size)
+    while start < len(items):
+        chunk = items[start:start + size]
+        try:
+            results.extend(fn(chunk))
+        except torch.cuda.OutOfMemoryError:
+            if size == 1:
+                raise PipelineError("out of GPU memory with a batch of 1; use a smaller model, "
+                                    "--dtype bf16 or a smaller --max-side") from None
+            size = max(1, size // 2)
+            torch.cuda.empty_cache()
+            logger.warning("CUDA out of memory: retrying with batch size %s", size)
+            continue
+        start += len(chunk)
+    return results
+
+
+def images_to_tensor(images: Sequence[np.ndarray], device: Any) -> Any:
+    """Stack HxWx3 uint8 frames into a float [B, 3, H, W] tensor in [0, 1] on `device`
+    (the upload is uint8, so the conversion runs on the device)."""
+    torch = import_torch()
+    batch = torch.from_numpy(np.stack(images)).to(device, non_blocking=True)
+    return batch.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def patch_multiple_size(height: int, width: int, patch: int, max_side: int) -> tuple[int, int]:
+    """Aspect-preserving size whose sides are multiples of `patch`, the longer side at most
+    `max_side` (never upscaled, never below one patch)."""
+    scale = min(1.0, max_side / max(height, width))
+    h = max(patch, round(height * scale / patch) * patch)
+    w = max(patch, round(width * scale / patch) * patch)
+    return h, w
+
+
+def resize_normalize(batch: Any, size: tuple[int, int], mean: Sequence[float],
+                     std: Sequence[float]) -> Any:
+    """Bilinear (antialiased) resize of a [B, 3, H, W] batch in [0, 1], then normalize."""
+    torch = import_torch()
+    if tuple(batch.shape[-2:]) != tuple(size):
+        batch = torch.nn.functional.interpolate(batch, size=size, mode="bilinear",
+                                                align_corners=False, antialias=True)
+    mean_t = torch.tensor(mean, device=batch.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=batch.device).view(1, 3, 1, 1)
+    return (batch - mean_t) / std_t
+
+
+def free_device_memory() -> None:
+    """Return a dropped model's memory to the device (one model resident at a time)."""
+    import gc
+
+    torch = import_torch()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,235 @@
+"""The annotation stages end to end on synthetic sessions with tiny random-weight models,
+loaded through the same from_pretrained path as hub ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline._errors import PipelineError
+from pipeline.annotate import (
+    AnnotateSettings,
+    annotate,
+    build_prompt,
+    check_caption,
+    describe_state,
+    read_labels,
+    rle_decode,
+)
+from pipeline.annotate._runtime import patch_multiple_size
+from tests.pipeline.annotate_fixtures import HEIGHT, WIDTH, build_tiny_models, make_session
+
+pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return build_tiny_models(tmp_path_factory.getbasetemp() / "annotate-models")
+
+
+def settings(models: dict[str, str], **changes) -> AnnotateSettings:
+    base = {"models": models, "batch_size": 4, "shard_frames": 8, "max_side": 48,
+            "dense_every": 4, "caption_every": 4, "max_new_tokens": 6, "clip_frames": 4,
+            "clip_stride": 2, "prefetch": 4}
+    return AnnotateSettings(**{**base, **changes})
+
+
+def load_shard(folder: Path, shard: int) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(folder / f"shard-{shard:05d}.safetensors")
+
+
+def test_embed_files_shapes_and_record(tmp_path, tiny_models) -> None:
+    session = make_session(tmp_path, "s1")
+    [report] = annotate([session], ["embed"], settings(tiny_models))
+    folder = session / "annotations" / "embed"
+    assert (report.shards_written, report.shards_skipped) == (2, 0)
+    first, second = load_shard(folder, 0), load_shard(folder, 1)
+    assert first["frame_index"].tolist() == list(range(8))
+    assert second["frame_index"].tolist() == [8, 9, 10, 11]
+    assert first["cls"].shape == (8, 32) and first["cls"].dtype == np.float16
+    assert first["mean_patch"].dtype == np.float16
+    grid = tuple(s // 16 for s in patch_multiple_size(HEIGHT, WIDTH, 16, 48))
+    assert grid == (2, 3)  # aspect kept: 96x64 -> 48x32, not a square
+    assert first["dense"].shape == (2, *grid, 32)
+    assert first["dense_frame_index"].tolist() == [0, 4]
+    assert second["dense_frame_index"].tolist() == [8]
+    # the mean patch embedding is the mean of the dense grid of the same frame
+    np.testing.assert_allclose(first["dense"][1].astype(np.float32).mean(axis=(0, 1)),
+                               first["mean_patch"][4].astype(np.float32), atol=2e-3)
+    from safetensors import safe_open
+
+    with safe_open(folder / "shard-00000.safetensors", "np") as f:
+        assert f.metadata()["grid_h"] == "2" and f.metadata()["grid_w"] == "3"
+    sidecar = json.loads((folder / "shard-00000.json").read_text())
+    assert sidecar["model_id"] == tiny_models["embed"]
+    assert sidecar["model"]["model_class"] == "DINOv3ViTModel"
+    assert sidecar["model"]["attn_implementation"] == "sdpa"
+    assert sidecar["dtype"] == "fp32"
+    assert sidecar["settings"] == {"max_side": 48, "dense_every": 4}
+    assert (sidecar["first_frame"], sidecar["last_frame"], sidecar["frames"]) == (0, 7, 8)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["summary"]["frames"] == 12 and meta["summary"]["dense_frames"] == 3
+
+
+def test_resume_skips_done_shards(tmp_path, tiny_models) -> None:
+    session = make_session(tmp_path, "s1")
+    folder = session / "annotations" / "embed"
+    annotate([session], ["embed"], settings(tiny_models))
+    before = load_shard(folder, 1)
+    done = (folder / "shard-00000.json").stat().st_mtime_ns
+    for name in ("shard-00001.json", "shard-00001.safetensors"):
+        (folder / name).unlink()
+    [report] = annotate([session], ["embed"], settings(tiny_models))
+    assert (report.shards_written, report.shards_skipped) == (1, 1)
+    assert (folder / "shard-00000.json").stat().st_mtime_ns == done
+    after = load_shard(folder, 1)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    [again] = annotate([session], ["embed"], settings(tiny_models))
+    assert (again.shards_written, again.shards_skipped) == (0, 2)
+    with pytest.raises(PipelineError, match="dense_every"):
+        annotate([session], ["embed"], settings(tiny_models, dense_every=5))
+
+
+def test_segment_masks_anchored_to_true_entities(tmp_path, tiny_models) -> None:
+    session = make_session(tmp_path, "s1", frames=4)
+    [report] = annotate([session], ["segment"],
+                        settings(tiny_models, score_threshold=0.0, vocabulary=("box",),
+                                 match_iou=0.01))
+    table = pq.read_table(session / "annotations" / "segment" / "shard-00000.parquet")
+    rows = table.to_pylist()
+    assert {r["prompt"] for r in rows} == {"box", "Player", "Crate"}
+    assert len(rows) == 4 * 3 * 8  # frames x prompts x queries kept at threshold 0
+    for row in rows[:12]:
+        mask = rle_decode({"size": row["mask_size"], "counts": row["mask_counts"]})
+        assert mask.shape == (HEIGHT, WIDTH) and int(mask.sum()) == row["area"]
+        assert len(row["box_xyxy"]) == 4 and 0.0 <= row["score"] <= 1.0
+    anchored = [r for r in rows if r["entity_id"] is not None]
+    assert {r["entity_id"] for r in anchored} <= {"char", "e1"}
+    assert all(r["track_id"] == r["entity_id"] for r in anchored)
+    assert all(r["track_id"].startswith("track-") for r in rows if r["entity_id"] is None)
+    per_frame = {}
+    for r in anchored:  # one mask per true entity per frame at most
+        per_frame.setdefault(r["frame_index"], []).append(r["entity_id"])
+    assert all(len(ids) == len(set(ids)) for ids in per_frame.values())
+    assert report.summary["masks"] == len(rows)
+    assert report.summary["anchored"] == len(anchored)
+
+
+def test_caption_prompt_state_and_consistency(tmp_path, tiny_models) -> None:
+    session = make_session(tmp_path, "s1", frames=10)
+    context = "A red square runs across a grey room."
+    [report] = annotate([session], ["caption"], settings(tiny_models, context=context))
+    rows = pq.read_table(session / "annotations" / "caption" / "shard-00000.parquet").to_pylist()
+    rows += pq.read_table(session / "annotations" / "caption" / "shard-00001.parquet").to_pylist()
+    assert [r["frame_index"] for r in rows] == [0, 4, 5, 7, 8]  # every 4th + event ends
+    labels = read_labels(__import__("capture").Session.open(session))
+    for row in rows:
+        i = row["frame_index"]
+        assert row["prompt"].startswith(f"Context: {context}")
+        assert describe_state(labels[i]) in row["prompt"]
+        if i > 0:
+            assert describe_state(labels[i - 1]) in row["prompt"]
+        verdict = check_caption(row["caption"], labels[i])
+        assert (row["consistent"], row["consistency"]) == (verdict.consistent, verdict.reason)
+    assert rows[2]["events"] == ["jump"] and "jump (frames 5-7)" in rows[2]["prompt"]
+    flagged = sum(not r["consistent"] for r in rows)
+    assert report.summary["flagged_fraction"] == flagged / len(rows)
+    # deterministic: greedy decoding gives the same captions again
+    import shutil
+
+    shutil.rmtree(session / "annotations")
+    annotate([session], ["caption"], settings(tiny_models, context=context))
+    again = pq.read_table(session / "annotations" / "caption" / "shard-00000.parquet")
+    assert again.column("caption").to_pylist() == [r["caption"] for r in rows[:4]]
+
+
+def test_prompt_carries_previous_and_current_state() -> None:
+    from pipeline.annotate._inputs import _frame_label
+    from tests.pipeline.annotate_fixtures import frame_label
+
+    previous, current = _frame_label(frame_label(4)), _frame_label(frame_label(5))
+    prompt = build_prompt("", previous, current, [])
+    assert "previous frame 4 (t=0.133 s): humanoid Running, grounded" in prompt
+    assert "current frame 5 (t=0.167 s): humanoid Freefall, in the air" in prompt
+    assert "Camera-relative motion: right at 12.0 studs/s." in prompt
+    assert "Context" not in prompt
+
+
+def test_video_clips_span_shard_boundaries(tmp_path, tiny_models) -> None:
+    session = make_session(tmp_path, "s1")
+    [report] = annotate([session], ["video"], settings(tiny_models))
+    folder = session / "annotations" / "video"
+    first, second = load_shard(folder, 0), load_shard(folder, 1)
+    assert first["start_frame"].tolist() == [0, 2, 4]
+    assert second["start_frame"].tolist() == [6, 8]  # clip 6-9 needs frames of shard 0
+    assert second["end_frame"].tolist() == [9, 11]
+    assert first["clip"].shape == (3, 32) and first["clip"].dtype == np.float16
+    assert report.summary["clips"] == 5
+
+
+def test_missing_labels_names_stpe_labels_and_writes_nothing(tmp_path, tiny_models) -> None:
+    session = make_session(tmp_path, "s1", frames=2, labels=False)
+    with pytest.raises(PipelineError, match="stpe labels"):
+        annotate([session], ["segment"], settings(tiny_models))
+    assert not (session / "annotations").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"PAR1garbage", b"x" * 5000])
+def test_corrupt_labels_are_a_clear_error(tmp_path, tiny_models, content) -> None:
+    session = make_session(tmp_path, "s1", frames=2)
+    (session / "labels.parquet").write_bytes(content)
+    with pytest.raises(PipelineError, match="stpe labels"):
+        annotate([session], ["caption"], settings(tiny_models))
+    assert not (session / "annotations").exists()
+
+
+def test_labels_missing_columns_are_named(tmp_path) -> None:
+    import pyarrow as pa
+
+    from capture import Session
+
+    session = make_session(tmp_path, "s1", frames=2)
+    pq.write_table(pa.table({"frame_index": [0, 1]}), session / "labels.parquet")
+    with pytest.raises(PipelineError, match="grounded"):
+        read_labels(Session.open(session))
+
+
+def test_ray_engine_matches_local(tmp_path, tiny_models) -> None:
+    ray = pytest.importorskip("ray")
+    local = [make_session(tmp_path / "local", f"s{i}", frames=4) for i in range(2)]
+    remote = [make_session(tmp_path / "ray", f"s{i}", frames=4) for i in range(2)]
+    annotate(local, ["embed"], settings(tiny_models))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        reports = annotate(remote, ["embed"], settings(tiny_models), engine="ray")
+    finally:
+        ray.shutdown()
+    assert sorted(r.session for r in reports) == ["s0", "s1"]
+    for a, b in zip(local, remote, strict=True):
+        x = load_shard(a / "annotations" / "embed", 0)
+        y = load_shard(b / "annotations" / "embed", 0)
+        assert x.keys() == y.keys()
+        assert all(np.array_equal(x[k], y[k]) for k in x)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_embed_bf16_on_cuda(tmp_path, tiny_models) -> None:
+    session = make_session(tmp_path, "s1", frames=4)
+    annotate([session], ["embed"], settings(tiny_models, device="cuda", dtype="bf16"))
+    shard = load_shard(session / "annotations" / "embed", 0)
+    assert shard["cls"].dtype == np.float16 and np.isfinite(shard["cls"]).all()
+
+
+def test_cuda_without_a_device_is_a_clear_error(tmp_path, tiny_models) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    session = make_session(tmp_path, "s1", frames=2)
+    with pytest.raises(PipelineError, match="--device cpu"):
+        annotate([session], ["embed"], settings(tiny_models, device="cuda"))
