@@ -1,0 +1,81 @@
+"""`stpe annotate`: model annotations (embeddings, masks, captions, clip embeddings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from pipeline._errors import PipelineError
+
+STAGES = ("embed", "segment", "caption", "video")
+
+
+def _stages(value: str) -> list[str]:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in names if s not in STAGES]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown stage(s) {', '.join(unknown) or '(none)'}; "
+                                 f"choose from {','.join(STAGES)}", param_hint="--stages")
+    return names
+
+
+@click.command()
+@click.argument("sessions", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--stages", default="embed,segment,caption", show_default=True,
+              help="Comma-separated stages, run in this order.")
+@click.option("--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
+@click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default="bf16",
+              show_default=True)
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--embed-model", help="Hub id or folder for DINOv3.")
+@click.option("--segment-model", help="Hub id or folder for SAM 3.")
+@click.option("--caption-model", help="Hub id or folder for Qwen3-VL.")
+@click.option("--video-model", help="Hub id or folder for V-JEPA 2.")
+@click.option("--segment-backend", type=click.Choice(["transformers", "sam3"]),
+              default="transformers", show_default=True)
+@click.option("--context", default="", help="Human context added to every caption prompt.")
+@click.option("--dense-every", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--caption-every", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--max-side", type=click.IntRange(min=16), default=512, show_default=True)
+@click.option("--max-pixels", type=click.IntRange(min=1024), default=448 * 448,
+              show_default=True)
+def command(sessions: tuple[Path, ...], stages: str, device: str, dtype: str, engine: str,
+            embed_model: str | None, segment_model: str | None, caption_model: str | None,
+            video_model: str | None, segment_backend: str, context: str, dense_every: int,
+            caption_every: int, batch_size: int, max_side: int, max_pixels: int) -> None:
+    """Annotate SESSIONS with vision models into <session>/annotations/ (resumable)."""
+    from pipeline.annotate import AnnotateSettings, annotate
+
+    models = {k: v for k, v in (("embed", embed_model), ("segment", segment_model),
+                                ("caption", caption_model), ("video", video_model)) if v}
+    names = _stages(stages)
+    settings = AnnotateSettings(device=device, dtype=dtype, batch_size=batch_size,
+                                models=models, segment_backend=segment_backend,
+                                context=context, dense_every=dense_every,
+                                caption_every=caption_every, max_side=max_side,
+                                max_pixels=max_pixels)
+    console = Console(stderr=True)
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        tasks: dict[tuple[str, str], int] = {}
+
+        def progress(session: str, stage: str, done: int, total: int) -> None:
+            key = (session, stage)
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"{stage} {session}", total=total)
+            bar.update(tasks[key], completed=done)
+
+        reports = annotate(list(sessions), names, settings, engine=engine, progress=progress)
+    for report in reports:
+        line = (f"{report.session} {report.stage}: {report.shards_written} shards written, "
+                f"{report.shards_skipped} skipped")
+        if "flagged_fraction" in report.summary:
+            line += f", captions flagged inconsistent: {report.summary['flagged_fraction']:.1%}"
+        click.echo(line)
+    if not reports:
+        raise PipelineError("nothing was annotated; pass at least one session")

@@ -1,0 +1,59 @@
+"""`stpe annotate` in-process through click's runner: real sessions, tiny models."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from tests.pipeline.annotate_fixtures import build_tiny_models, make_session
+
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return build_tiny_models(tmp_path_factory.getbasetemp() / "annotate-models")
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["annotate", *args])
+
+
+def test_annotate_writes_and_resumes(tmp_path, tiny_models) -> None:
+    session = make_session(tmp_path, "s1", frames=6)
+    args = [str(session), "--stages", "embed,caption", "--device", "cpu", "--dtype", "fp32",
+            "--embed-model", tiny_models["embed"], "--caption-model", tiny_models["caption"],
+            "--caption-every", "3", "--max-side", "48"]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert "s1 embed: 1 shards written, 0 skipped" in result.output
+    assert "s1 caption: 1 shards written, 0 skipped" in result.output
+    assert "captions flagged inconsistent" in result.output
+    assert (session / "annotations" / "embed" / "shard-00000.safetensors").is_file()
+    again = run(*args)
+    assert again.exit_code == 0
+    assert "s1 embed: 0 shards written, 1 skipped" in again.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--stages", "embed,paint"], "unknown stage(s) paint"),
+    (["--stages", ","], "unknown stage(s) (none)"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--device", "tpu"], "--device"),
+    (["--dense-every", "-3"], "--dense-every"),
+])
+def test_bad_options_write_nothing(tmp_path, args, message) -> None:
+    session = make_session(tmp_path, "s1", frames=2)
+    result = run(str(session), *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (session / "annotations").exists()
+
+
+def test_not_a_session(tmp_path) -> None:
+    result = run(str(tmp_path))
+    assert result.exit_code != 0
+    assert "not a session" in str(result.exception)
+    missing = run(str(tmp_path / "nope"))
+    assert missing.exit_code == 2 and "does not exist" in missing.output
