@@ -12,14 +12,13 @@ import collections
 import threading
 from dataclasses import dataclass
 
-import orjson
-
 from capture._errors import SessionError
 from capture._guard import RefusedError, decode_body, parse
 from capture._layout import PluginInfo
 from capture._store import SessionWriter, tool_version
-from capture._wire import Bye, ByeReply, Hello, HelloReply, SampleBatch, SyncRequest
+from capture._wire import Bye, ByeReply, Hello, HelloReply, Sample, SampleBatch, SyncRequest
 
+_to_json = Sample.__pydantic_serializer__.to_json  # the sample as sent, validated
 _RATE_WINDOW_NS = 5_000_000_000
 _PROBE_MEMORY = 4096
 _CONNECTED_NS = 5_000_000_000  # a plugin silent for longer counts as disconnected
@@ -184,10 +183,6 @@ class Ingest:
         batch = parse(SampleBatch, raw)
         self._check_session(batch.session)
         writer = self._writing()
-        try:
-            documents = orjson.loads(raw)["samples"]
-        except orjson.JSONDecodeError as exc:  # e.g. a lone surrogate pydantic let through
-            raise RefusedError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         ledger = self._ledger
         events: list[tuple[str, dict[str, int]]] = []
         for dropped in batch.dropped:
@@ -198,12 +193,13 @@ class Ingest:
         lines: list[bytes] = []
         head = b'{"arrival_mono_ns":%d,"arrival_wall_ns":%d,' % (arrival.mono_ns, arrival.wall_ns)
         highest = ledger.highest
-        for sample, document in zip(batch.samples, documents, strict=True):
+        for sample in batch.samples:
             seq = sample.seq
             if seq <= highest and seq in ledger:
                 continue
             new_seqs.append(seq)
-            lines.append(head + b'"seq":%d,"sample":%s}' % (seq, orjson.dumps(document)))
+            sample_json = _to_json(sample, exclude_unset=True)
+            lines.append(head + b'"seq":%d,"sample":%s}' % (seq, sample_json))
         duplicates = len(batch.samples) - len(new_seqs)
         for first, last in _runs(new_seqs):
             if 0 <= highest < first - 1:

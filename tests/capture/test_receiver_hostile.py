@@ -71,6 +71,7 @@ CASES = {
     "empty": (b"", JSON, 400, None),
     "binary": (b"\xff\xfe\x00\x01", JSON, 400, None),
     "trailing garbage": (_valid() + b"}", JSON, 400, None),
+    "lone surrogate": (_sample_changed(0, "camera.type", "\ud800"), JSON, 400, None),
     "deep nesting": (b"[" * 100_000 + b"]" * 100_000, JSON, 400, None),
     # schema violations: 422 with the field path
     "top-level array": (b"[1, 2, 3]", JSON, 422, None),
