@@ -1,1 +1,30 @@
 """Alignment: clock model, timecode decoding, frame <-> state matching, alignment report."""
+
+from alignment._align import align_session, read_aligned
+from alignment._clock import ClockModel, ClockSegment, fit_clock
+from alignment._errors import AlignmentError, ImportFormatError
+from alignment._match import Matching, match_frames, unwrap_payload
+from alignment._report import AlignmentReport
+from alignment._simulate import SimulatedCapture, simulate_capture
+from alignment._timecode import StripGeometry, TimecodeResult, decode_video, locate, read_cells
+
+__all__ = [
+    "AlignmentError",
+    "AlignmentReport",
+    "ClockModel",
+    "ClockSegment",
+    "ImportFormatError",
+    "Matching",
+    "SimulatedCapture",
+    "StripGeometry",
+    "TimecodeResult",
+    "align_session",
+    "decode_video",
+    "fit_clock",
+    "locate",
+    "match_frames",
+    "read_aligned",
+    "read_cells",
+    "simulate_capture",
+    "unwrap_payload",
+]

@@ -1,0 +1,171 @@
+"""`align_session`: fit the clock, decode the timecode, match every frame to the state and
+write aligned.parquet (docs/alignment.md) and alignment.json."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alignment._clock import ClockModel, fit_clock
+from alignment._errors import AlignmentError
+from alignment._interp import state_at_frames
+from alignment._match import METHODS, TIMECODE, Matching, match_frames, unwrap_payload
+from alignment._report import (
+    AlignmentReport,
+    capture_geometry,
+    frame_gaps,
+    residual_stats,
+    state_gaps,
+)
+from alignment._timecode import TimecodeResult, decode_video
+from alignment._timecode_code import DEFAULT_CELL
+from capture import Session, SessionWriter
+from capture._layout import ALIGNED, ALIGNMENT_REPORT, VIDEO
+
+logger = logging.getLogger(__name__)
+
+
+def _decoded_index(tc: TimecodeResult, grab_ns: np.ndarray, sample_host: np.ndarray,
+                   seqs: np.ndarray) -> np.ndarray:
+    """Per frame the state row of the seq its timecode names, or -1 (none, or not stored)."""
+    rough = match_frames(grab_ns, sample_host, tolerance_ms=np.inf)
+    full = unwrap_payload(tc.payload, seqs[rough.nearest])
+    pos = np.clip(np.searchsorted(seqs, full), 0, seqs.size - 1)
+    return np.where((tc.payload >= 0) & (seqs[pos] == full), pos, -1)
+
+
+def _video_size(video: Path) -> tuple[int, int]:
+    import av
+
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        return stream.codec_context.width, stream.codec_context.height
+
+
+def _viewport(session: Session, state: pa.Table) -> tuple[float, float]:
+    if session.manifest.plugin is not None:
+        return tuple(session.manifest.plugin.viewport)  # type: ignore[return-value]
+    values = [v for v in state.column("camera.viewport").to_pylist() if v is not None]
+    return (float(values[0][0]), float(values[0][1])) if values else (0.0, 0.0)
+
+
+def _frame_columns(frames: pa.Table, content_ns: np.ndarray, m: Matching, seqs: np.ndarray,
+                   size: tuple[int, int], scale: tuple[float, float],
+                   offset: tuple[float, float]) -> dict[str, pa.Array]:
+    n = frames.num_rows
+    matched = m.matched
+    pair = pa.list_(pa.float64(), 2)
+    return {
+        "frame_index": frames.column("index").combine_chunks(),
+        "t": pa.array((content_ns - content_ns[0]) / 1e9, pa.float64()),
+        "pts_us": frames.column("pts_us").combine_chunks(),
+        "grab_start_ns": frames.column("grab_start_ns").combine_chunks(),
+        "content_mono_ns": pa.array(np.round(content_ns).astype(np.int64)),
+        "seq": pa.array(seqs[np.where(matched, m.nearest, 0)], pa.int64(), mask=~matched),
+        "residual_ms": pa.array(m.residual_ms, pa.float64(), mask=~matched),
+        "method": pa.array(np.asarray(METHODS, dtype=object)[m.method], pa.string()),
+        "matched": pa.array(matched, pa.bool_()),
+        "frame_width": pa.array(np.full(n, size[0], np.int32)),
+        "frame_height": pa.array(np.full(n, size[1], np.int32)),
+        "capture_scale": pa.array([list(scale)] * n, pair),
+        "capture_offset": pa.array([list(offset)] * n, pair),
+    }
+
+
+def _clock_summary(model: ClockModel) -> dict[str, object]:
+    main = model.main
+    return {"method": main.method, "offset_ms": main.offset_ms, "drift_ppm": main.drift_ppm,
+            "offset_std_ms": main.offset_std_ms, "drift_std_ppm": main.drift_std_ppm,
+            "asymmetry_bound_ms": main.asymmetry_bound_ms,
+            "segments": [s.summary() for s in model.segments]}
+
+
+def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
+                  latency_ms: float | None = None, use_timecode: bool = True,
+                  ) -> AlignmentReport:
+    """Align every captured frame of the session at `path` with its state; write
+    aligned.parquet and alignment.json into the session and return the report."""
+    session = Session.open(path)
+    state = session.read_state()
+    frames = session.read_frames()
+    if state.num_rows == 0:
+        raise AlignmentError(f"{session.path} has no stored samples; nothing to align. "
+                             "Check that the plugin was running while recording")
+    if frames.num_rows == 0:
+        raise AlignmentError(f"{session.path} has no captured frames (frames.jsonl is empty); "
+                             "record with the screen recorder running, or import a video")
+    if tolerance_ms <= 0:
+        raise AlignmentError(f"tolerance must be positive, got {tolerance_ms} ms")
+    seqs = state.column("seq").to_numpy()
+    client = state.column("t").to_numpy()
+    model, segment = fit_clock(client, state.column("arrival_mono_ns").to_numpy(),
+                               session.sync_records())
+    sample_host = model.to_host_ns(client, segment)
+    grab = frames.column("grab_start_ns").to_numpy().astype(np.float64)
+    video = session.path / VIDEO
+    tc = None
+    decoded = np.full(frames.num_rows, -1, np.int64)
+    if use_timecode and video.is_file():
+        tc = decode_video(video, frames.column("pts_us").to_numpy())
+        if tc.decoded:
+            decoded = _decoded_index(tc, grab, sample_host, seqs)
+    warnings: list[str] = []
+    if latency_ms is not None:
+        latency_ns, source = latency_ms * 1e6, "given"
+    elif (decoded >= 0).any():
+        hit = decoded >= 0
+        latency_ns, source = float(np.median(grab[hit] - sample_host[decoded[hit]])), "timecode"
+    else:
+        latency_ns, source = 0.0, "default"
+        warnings.append("display latency unknown (no timecode): assumed 0 ms; pass "
+                        "--latency-ms or record with the timecode (clap mode is enough)")
+    content = grab - latency_ns
+    m = match_frames(content, sample_host, tolerance_ms=tolerance_ms, decoded=decoded)
+    capture = session.manifest.capture
+    size = ((capture.region.width, capture.region.height) if capture is not None
+            else _video_size(video))
+    viewport = _viewport(session, state)
+    cell = float(session.manifest.notes.get("timecode_cell", DEFAULT_CELL))
+    scale, offset, geometry_warnings = capture_geometry(
+        size, viewport, tc.geometry if tc else None, cell)
+    columns = _frame_columns(frames, content, m, seqs, size, scale, offset)
+    columns.update(state_at_frames(state, m))
+    table = pa.table(columns)
+    matched = int(m.matched.sum())
+    report = AlignmentReport(
+        session=str(session.path), frames=frames.num_rows, matched=matched,
+        coverage=matched / frames.num_rows,
+        methods={name: int((m.method == code).sum()) for code, name in enumerate(METHODS)},
+        residual_ms=residual_stats(m.residual_ms), tolerance_ms=tolerance_ms,
+        clock=_clock_summary(model), latency_ms=latency_ns / 1e6, latency_source=source,
+        timecode={"located": bool(tc and tc.geometry), "decoded": tc.decoded if tc else 0,
+                  "undecodable": tc.undecodable if tc else 0,
+                  "seq_not_stored": int(((tc.payload >= 0) & (decoded < 0)).sum()) if tc else 0,
+                  "exact_frames": int((m.method == TIMECODE).sum())},
+        capture_scale=scale, capture_offset=offset, frame_size=size, viewport=viewport,
+        video=frame_gaps(grab, frames.column("dropped_before").to_numpy()),
+        state=state_gaps(seqs, state.column("arrival_mono_ns").to_numpy(), len(model.segments)),
+        warnings=(*warnings, *geometry_warnings))
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    writer = SessionWriter.reopen(session.path)
+    writer.write_output(ALIGNED, sink.getvalue())
+    options = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+    writer.write_output(ALIGNMENT_REPORT, orjson.dumps(report.to_dict(), option=options) + b"\n")
+    logger.info("aligned %d/%d frames of %s", matched, frames.num_rows, session.path)
+    return report
+
+
+def read_aligned(session: Session | Path | str) -> pa.Table:
+    """The session's aligned.parquet as a table."""
+    root = session.path if isinstance(session, Session) else Path(session)
+    path = root / ALIGNED
+    if not path.is_file():
+        raise AlignmentError(f"{root} has no {ALIGNED}; run `stpe align {root}` first")
+    return pq.read_table(path)

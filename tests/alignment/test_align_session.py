@@ -1,0 +1,97 @@
+import numpy as np
+import orjson
+import pyarrow as pa
+import pytest
+
+from alignment import AlignmentError, align_session, read_aligned, simulate_capture
+from capture import Session
+from tests.alignment._sessions import VIEWPORT, write_session
+
+FRAME_COLUMNS = [
+    ("frame_index", pa.int64()), ("t", pa.float64()), ("pts_us", pa.int64()),
+    ("grab_start_ns", pa.int64()), ("content_mono_ns", pa.int64()), ("seq", pa.int64()),
+    ("residual_ms", pa.float64()), ("method", pa.string()), ("matched", pa.bool_()),
+    ("frame_width", pa.int32()), ("frame_height", pa.int32()),
+    ("capture_scale", pa.list_(pa.float64(), 2)), ("capture_offset", pa.list_(pa.float64(), 2)),
+]
+
+
+@pytest.fixture(scope="module")
+def timecode_session(tmp_path_factory):
+    sim = simulate_capture(4.0, latency_ms=30.0, seed=3)
+    path = write_session(sim, tmp_path_factory.mktemp("tc"), video=True, scale=1.25)
+    return sim, path
+
+
+def test_timecode_session_maps_every_frame_exactly(timecode_session):
+    sim, path = timecode_session
+    report = align_session(path)
+    table = read_aligned(path)
+    assert [(f.name, f.type) for f in table.schema][: len(FRAME_COLUMNS)] == FRAME_COLUMNS
+    assert table.num_rows == sim.true_seq.size
+    assert table.column("seq").to_pylist() == sim.true_seq.tolist()
+    assert set(table.column("method").to_pylist()) == {"timecode"}
+    assert report.timecode["decoded"] == sim.true_seq.size
+    assert report.timecode["undecodable"] == 0
+    # latency measured = display latency + about half a render interval
+    assert 30.0 < report.latency_ms < 30.0 + 1000 / 54
+    assert report.capture_scale == pytest.approx((1.25, 1.25), abs=0.01)
+    assert report.capture_offset == pytest.approx((0.0, 0.0), abs=1.5)
+    assert table.column("frame_width")[0].as_py() == round(VIEWPORT[0] * 1.25)
+    # timecode frames carry the decoded sample itself
+    client_t = np.array(table.column("client_t").to_pylist())
+    assert np.array_equal(client_t, sim.client_t[sim.true_seq])
+    grab = sim.grab_start_ns
+    assert table.column("t").to_numpy() == pytest.approx((grab - grab[0]) / 1e9)
+    saved = orjson.loads((path / "alignment.json").read_bytes())
+    assert saved["matched"] == report.matched == sim.true_seq.size
+
+
+def test_clock_only_maps_within_one_frame_and_interpolates(tmp_path):
+    sim = simulate_capture(30.0, latency_ms=20.0, drop_fraction=0.05, seed=5,
+                           receiver_gap_s=(10.0, 12.0))
+    path = write_session(sim, tmp_path)
+    report = align_session(path, latency_ms=20.0 + 1000 / 60 / 2)
+    table = read_aligned(Session.open(path))
+    seq = np.array(table.column("seq").to_pylist())
+    assert report.methods == {"none": 0, "clock": sim.true_seq.size, "timecode": 0}
+    assert np.abs(seq - sim.true_seq).max() <= 1
+    assert np.mean(seq == sim.true_seq) > 0.85
+    assert report.video["dropped"] == int(sim.dropped_before.sum()) > 0
+    assert report.state["receiver_gaps"] == 1
+    assert abs(report.clock["drift_ppm"] - 100) < 4 * report.clock["drift_std_ppm"] + 5
+    # make_sample moves the camera along +X at 4 studs/s of client time: linear interpolation
+    # keeps position and client time consistent
+    client_t = np.array(table.column("client_t").to_pylist())
+    cam_x = np.array([c[0] for c in table.column("camera.cframe").to_pylist()])
+    assert cam_x == pytest.approx(4 * client_t, abs=1e-9)
+    assert not np.allclose(client_t, sim.client_t[seq])  # interpolated, not nearest
+    assert table.column("inputs.keys")[0].as_py() == ["W"]
+
+
+def test_frames_beyond_tolerance_are_flagged(tmp_path):
+    sim = simulate_capture(3.0, seed=7)
+    path = write_session(sim, tmp_path)
+    report = align_session(path, latency_ms=-200.0)  # content times 200 ms after any sample
+    table = read_aligned(path)
+    late = np.array(table.column("matched").to_pylist())
+    assert report.methods["none"] == int((~late).sum()) > 0
+    assert table.filter(pa.compute.invert(table.column("matched"))).column("seq").null_count \
+        == report.methods["none"]
+
+
+def test_missing_aligned_names_the_command(tmp_path):
+    sim = simulate_capture(1.0, seed=1)
+    path = write_session(sim, tmp_path)
+    with pytest.raises(AlignmentError, match="stpe align"):
+        read_aligned(path)
+
+
+def test_session_without_frames_is_refused(tmp_path):
+    sim = simulate_capture(1.0, seed=1)
+    path = write_session(sim, tmp_path)
+    (path / "frames.jsonl").write_bytes(b"")
+    with pytest.raises(AlignmentError, match="no captured frames"):
+        align_session(path)
+    assert not (path / "aligned.parquet").exists()
+    assert not (path / "alignment.json").exists()

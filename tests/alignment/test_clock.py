@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+from alignment import AlignmentError, fit_clock, simulate_capture
+from alignment._clock import split_segments, theil_sen
+
+
+def _sync(sim, *, probes=True, anchors=True):
+    out = []
+    if probes:
+        out += [{"kind": "probe", "t0": float(a), "t1_ns": int(b), "t2_ns": int(c),
+                 "t3": float(d)} for a, b, c, d in zip(sim.probe_t0, sim.probe_t1_ns,
+                                                      sim.probe_t2_ns, sim.probe_t3, strict=True)]
+    if anchors:
+        out += [{"kind": "anchor", "client": float(c), "arrival_mono_ns": int(a)}
+                for c, a in zip(sim.anchor_client, sim.anchor_arrival_ns, strict=True)]
+    return out
+
+
+def _max_error_ms(sim, model, segment):
+    return float(np.abs(model.to_host_ns(sim.client_t, segment) - sim.render_ns).max() / 1e6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_probes_recover_offset_and_drift_within_the_reported_bounds(seed):
+    sim = simulate_capture(60.0, drift_ppm=100.0, delay_up_ms=3.0, delay_down_ms=0.5,
+                           jitter_ms=4.0, seed=seed)
+    model, segment = fit_clock(sim.client_t, sim.arrival_ns, _sync(sim))
+    seg = model.main
+    assert seg.method == "probes" and len(model.segments) == 1
+    assert abs(seg.drift_ppm - 100.0) <= 4 * seg.drift_std_ppm + 2.0
+    assert seg.drift_std_ppm < 20
+    # the asymmetry (3.0 - 0.5) / 2 = 1.25 ms is inside the reported bound, plus noise
+    assert seg.asymmetry_bound_ms >= 1.25
+    assert _max_error_ms(sim, model, segment) <= seg.asymmetry_bound_ms + 6 * seg.offset_std_ms \
+        + 0.2
+
+
+def test_symmetric_delays_recover_the_offset_closely():
+    sim = simulate_capture(60.0, delay_up_ms=1.0, delay_down_ms=1.0, jitter_ms=2.0, seed=4)
+    model, segment = fit_clock(sim.client_t, sim.arrival_ns, _sync(sim))
+    assert _max_error_ms(sim, model, segment) < 0.3
+
+
+def test_clock_reset_starts_a_new_segment_and_both_fit():
+    sim = simulate_capture(40.0, reset_at_s=15.0, seed=2)
+    model, segment = fit_clock(sim.client_t, sim.arrival_ns, _sync(sim))
+    assert len(model.segments) == 2
+    first_after = int(np.searchsorted(sim.render_ns, sim.reset_ns))
+    assert np.array_equal(segment, (np.arange(sim.seq.size) >= first_after).astype(int))
+    assert [s.method for s in model.segments] == ["probes", "probes"]
+    assert _max_error_ms(sim, model, segment) < 2.5
+
+
+def test_receiver_gap_does_not_split_or_bias_the_fit():
+    sim = simulate_capture(40.0, receiver_gap_s=(10.0, 14.0), seed=6)
+    model, segment = fit_clock(sim.client_t, sim.arrival_ns, _sync(sim))
+    assert len(model.segments) == 1
+    assert _max_error_ms(sim, model, segment) < 2.5
+
+
+def test_without_probes_the_lower_envelope_bounds_the_offset_from_above():
+    sim = simulate_capture(60.0, delay_up_ms=2.0, jitter_ms=5.0, seed=8)
+    model, segment = fit_clock(sim.client_t, sim.arrival_ns, _sync(sim, probes=False))
+    seg = model.main
+    assert seg.method == "envelope" and seg.asymmetry_bound_ms is None
+    error = (model.to_host_ns(sim.client_t, segment) - sim.render_ns) / 1e6
+    # arrivals are late by the batch wait plus at least the 2 ms transport delay
+    assert error.min() > 0
+    assert np.median(error) < 2.0 + 3.0
+    assert abs(seg.drift_ppm - 100.0) < 10
+
+
+def test_only_sample_arrivals_still_fit():
+    sim = simulate_capture(30.0, seed=9)
+    model, segment = fit_clock(sim.client_t, sim.arrival_ns, [])
+    assert model.main.method == "envelope"
+    error = (model.to_host_ns(sim.client_t, segment) - sim.render_ns) / 1e6
+    assert error.min() > 0 and error.max() < 120  # batches of 100 ms: late, never early
+
+
+def test_no_samples_is_a_clear_error():
+    with pytest.raises(AlignmentError, match="no samples"):
+        fit_clock(np.zeros(0), np.zeros(0, np.int64), [])
+
+
+def test_split_segments_on_backwards_and_forward_jumps():
+    client = np.array([10.0, 10.1, 10.2, 0.5, 0.6, 30.0, 30.1])
+    arrival = (np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) * 1e9).astype(np.int64)
+    assert split_segments(client, arrival).tolist() == [0, 0, 0, 1, 1, 2, 2]
+
+
+def test_theil_sen_ignores_outliers():
+    x = np.arange(50, dtype=float)
+    y = 3.0 + 2.0 * x
+    y[[5, 17, 33]] += 400
+    slope, intercept = theil_sen(x, y)
+    assert slope == pytest.approx(2.0) and intercept == pytest.approx(3.0)

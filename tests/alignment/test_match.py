@@ -1,0 +1,66 @@
+import math
+
+import numpy as np
+import pytest
+
+from alignment import match_frames, unwrap_payload
+from alignment._match import CLOCK, NONE, TIMECODE
+from alignment._quat import interpolate_cframes, matrix_to_quat, quat_to_matrix, slerp
+
+
+def _rot_y(angle):
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def test_nearest_bracket_and_weight():
+    host = np.array([0.0, 10e6, 20e6, 30e6])
+    m = match_frames(np.array([-1e6, 4e6, 6e6, 20e6, 35e6, 200e6]), host, tolerance_ms=10)
+    assert m.nearest.tolist() == [0, 0, 1, 2, 3, -1]
+    assert m.left.tolist()[:5] == [0, 0, 0, 1, 3]
+    assert m.right.tolist()[:5] == [0, 1, 1, 2, 3]
+    assert m.weight[:5] == pytest.approx([0, 0.4, 0.6, 1.0, 0])
+    assert m.residual_ms[:5] == pytest.approx([-1, 4, -4, 0, 5])
+    assert np.isnan(m.residual_ms[5])
+    assert m.method.tolist() == [CLOCK] * 5 + [NONE]
+
+
+def test_decoded_frames_take_their_sample_exactly():
+    host = np.arange(5) * 16e6
+    m = match_frames(np.array([17e6, 33e6]), host, decoded=np.array([1, -1]))
+    assert m.nearest.tolist() == [1, 2]
+    assert m.method.tolist() == [TIMECODE, CLOCK]
+    assert m.weight[0] == 0 and m.left[0] == m.right[0] == 1
+
+
+def test_unsorted_host_times_are_handled():
+    host = np.array([0.0, 20e6, 10e6])
+    m = match_frames(np.array([9e6, 19e6]), host)
+    assert m.nearest.tolist() == [2, 1]
+
+
+def test_unwrap_payload_picks_the_nearest_wrap():
+    period = 1 << 24
+    assert unwrap_payload(np.array([5, period - 2]), np.array([period + 3, period - 1])).tolist() \
+        == [period + 5, period - 2]
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.3, 2.0, math.pi - 1e-3])
+def test_quaternion_round_trip(angle):
+    r = _rot_y(angle) @ np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]])
+    assert quat_to_matrix(matrix_to_quat(r)) == pytest.approx(r, abs=1e-12)
+
+
+def test_slerp_halfway_and_shorter_arc():
+    q0 = matrix_to_quat(_rot_y(0.2))
+    q1 = matrix_to_quat(_rot_y(1.0))
+    half = quat_to_matrix(slerp(q0, -q1, np.array(0.5)))  # -q1 is the same rotation
+    assert half == pytest.approx(_rot_y(0.6), abs=1e-12)
+
+
+def test_interpolate_cframes_position_linear_rotation_slerp():
+    c0 = np.r_[0.0, 0.0, 0.0, _rot_y(0.0).ravel()][None]
+    c1 = np.r_[10.0, 2.0, -4.0, _rot_y(1.2).ravel()][None]
+    out = interpolate_cframes(c0, c1, np.array([0.25]))
+    assert out[0, :3] == pytest.approx([2.5, 0.5, -1.0])
+    assert out[0, 3:].reshape(3, 3) == pytest.approx(_rot_y(0.3), abs=1e-12)

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from alignment import decode_video, locate, read_cells, simulate_capture
+from tests.alignment._sessions import VIEWPORT, viewport_frame, write_session
+
+
+def _decode(path):
+    pts = [int(line.split(b'"pts_us":')[1].split(b",")[0])
+           for line in (path / "frames.jsonl").read_bytes().splitlines()]
+    return decode_video(path / "video.mkv", np.array(pts))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.25, 1.5])
+def test_decodes_every_frame_through_h264_crf28_at_display_scales(tmp_path, scale):
+    sim = simulate_capture(1.5, seed=11)
+    path = write_session(sim, tmp_path, video=True, scale=scale, crf=28)
+    result = _decode(path)
+    assert result.decoded == sim.true_seq.size and result.undecodable == 0
+    assert result.payload.tolist() == (sim.true_seq % (1 << 24)).tolist()
+    assert result.geometry.pitch_x == pytest.approx(8 * scale, abs=0.05)
+    assert result.geometry.pitch_y == pytest.approx(8 * scale, abs=0.05)
+    assert result.geometry.x0 == pytest.approx(0.0, abs=1.0)
+    assert result.geometry.y0 + 3 * result.geometry.pitch_y == pytest.approx(
+        round(VIEWPORT[1] * scale), abs=1.5)
+
+
+def test_video_without_strip_decodes_nothing(tmp_path):
+    sim = simulate_capture(0.5, seed=12)
+    path = write_session(sim, tmp_path, video=True, strip=False)
+    result = _decode(path)
+    assert result.geometry is None and result.decoded == 0
+    assert (result.payload == -1).all()
+
+
+def _located(seq=777):
+    image = viewport_frame(seq)
+    luma = image.mean(axis=2).astype(np.uint8)
+    geometry = locate(luma)
+    return luma, geometry, geometry.sample_grid(*luma.shape)
+
+
+def test_clean_frame_decodes():
+    luma, _, grid = _located(777)
+    assert read_cells(luma, grid) == 777
+
+
+@pytest.mark.parametrize("occluder", ["grey", "white", "black", "texture"])
+@pytest.mark.parametrize("columns", [(10, 18), (30, 41), (0, 6)])
+def test_partial_occlusion_is_undecodable_never_misread(occluder, columns):
+    luma, geometry, grid = _located(0x5A5A5A)
+    x0 = int(geometry.x0 + columns[0] * geometry.pitch_x)
+    x1 = int(geometry.x0 + columns[1] * geometry.pitch_x)
+    y0 = int(geometry.y0 + 0.4 * geometry.pitch_y)
+    covered = luma.copy()
+    patch = covered[y0:, x0:x1]
+    rng = np.random.default_rng(1)
+    patch[...] = {"grey": 128, "white": 255, "black": 0}.get(occluder, 0) if occluder != \
+        "texture" else rng.integers(0, 256, patch.shape)
+    assert read_cells(covered, grid) is None
+
+
+def test_low_contrast_frame_is_undecodable():
+    luma, _, grid = _located(42)
+    faded = (128 + (luma.astype(np.int16) - 128) // 8).astype(np.uint8)
+    assert read_cells(faded, grid) is None
