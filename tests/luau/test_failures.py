@@ -1,0 +1,212 @@
+"""Failure paths of the plugin in the Play Solo harness: receiver down then back, a full
+buffer, HTTP disabled, a receiver answering 422, the request budget, the timecode strip."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from alignment._timecode_code import cells_to_payload
+from capture import ReceiverThread, Session, SessionWriter
+from tests.luau._harness import PlaySolo
+from tests.luau._vm import to_python
+from tests.luau.test_play_solo import DT, _state
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _frames(play: PlaySolo, count: int, start: int = 0) -> int:
+    for i in range(start, start + count):
+        play.client.call("pose", _state(i))
+        play.frame(DT)
+    return start + count
+
+
+def _finish(play: PlaySolo, i: int) -> None:
+    play.host.settings["STPE_armed"] = False
+    while play.sampling:
+        i = _frames(play, 1, i)
+    play.idle(6.0)  # longer than the longest backoff (5 s)
+
+
+def _max_per_window(times: list[float], window: float) -> int:
+    return max((sum(1 for u in times if t <= u < t + window) for t in times), default=0)
+
+
+def test_receiver_down_then_back_buffers_and_recovers_without_spam(tmp_path: Path) -> None:
+    port = _free_port()
+    play = PlaySolo(port, {"STPE_armed": True, "STPE_timecode": "off"})
+    play.idle(0.3)
+    i = _frames(play, 180)  # 3 s with nobody listening
+    down = [r for r in play.host.requests if r[2] == 0]
+    assert 3 <= len(down) <= 16  # backoff: a few tries, not one per frame
+    warnings = play.logs("warn")
+    assert len(warnings) == 1 and "cannot reach the STPE receiver" in warnings[0]
+    assert "stpe record" in warnings[0]
+    writer = SessionWriter.create(tmp_path, "late")
+    with ReceiverThread(writer, port=port):
+        i = _frames(play, 120, i)
+        _finish(play, i)
+    writer.close()
+    assert len(play.logs("warn")) == 1
+    assert any("reconnected" in m and "0 samples were dropped" in m for m in play.logs("info"))
+    seqs = sorted(r["seq"] for r in Session.open(writer.path).state_records())
+    assert seqs == list(range(play.sampled_frames))
+    times = [t for t, _, _ in play.host.requests]
+    assert _max_per_window(times, 1.0) <= 12  # 8/s with a burst of 4 (Roblox allows 500/min)
+
+
+def test_full_buffer_drops_oldest_and_reports_the_ranges(tmp_path: Path) -> None:
+    port = _free_port()
+    play = PlaySolo(port, {"STPE_armed": True, "STPE_timecode": "off", "STPE_bufferSamples": 60})
+    play.idle(0.3)
+    i = _frames(play, 240)  # 4 s down: far more than 60 buffered samples
+    writer = SessionWriter.create(tmp_path, "drops")
+    with ReceiverThread(writer, port=port):
+        i = _frames(play, 60, i)
+        _finish(play, i)
+    writer.close()
+    session = Session.open(writer.path)
+    stored = sorted(r["seq"] for r in session.state_records())
+    drops = [e for e in session.events() if e["kind"] == "drop"]
+    dropped = [s for e in drops for s in range(e["first"], e["last"] + 1)]
+    assert drops and dropped[0] == 0
+    assert sorted(stored + dropped) == list(range(play.sampled_frames))  # each seq once
+    assert not set(stored) & set(dropped)
+    # the backoff (5 s by then) outlasts the rest of the recording, so what survives is
+    # exactly the buffer's worth of the newest samples
+    assert stored == list(range(play.sampled_frames - 60, play.sampled_frames))
+    assert any("reconnected" in m and "dropped" in m for m in play.logs("info"))
+
+
+def test_http_disabled_says_so_once_with_the_fix(tmp_path: Path) -> None:
+    writer = SessionWriter.create(tmp_path, "nohttp")
+    with ReceiverThread(writer, port=0) as rx:
+        play = PlaySolo(rx.port, {"STPE_armed": True, "STPE_timecode": "off"})
+        play.host.http_enabled = False
+        play.idle(0.3)
+        _frames(play, 300)
+    writer.close()
+    warnings = play.logs("warn")
+    assert len(warnings) == 1
+    assert "HTTP requests are disabled" in warnings[0] and "Allow HTTP Requests" in warnings[0]
+    assert "HttpEnabled = true" in warnings[0]
+    assert list(Session.open(writer.path).state_records()) == []
+    assert "HTTP requests are disabled" in play.host.settings["STPE_status"]["error"]
+
+
+class _Rejecting(BaseHTTPRequestHandler):
+    """A receiver that accepts hello and sync but answers every batch with 422."""
+
+    batches: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path == "/v1/hello":
+            reply, status = {"session": "s", "receiver_version": "t", "protocol": 1,
+                             "stored_through": -1}, 200
+        elif self.path == "/v1/sync":
+            reply, status = {"t0": body["t0"], "t1_ns": 5, "t2_ns": 6}, 200
+        elif self.path == "/v1/samples":
+            type(self).batches.append(body)
+            reply, status = {"error": {"code": "invalid", "message": "samples.0.dt: too big"}}, 422
+        else:
+            reply, status = {"session": "s", "stored_through": -1}, 200
+        data = json.dumps(reply).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_422_drops_the_batch_with_the_reason_and_does_not_retry() -> None:
+    _Rejecting.batches = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Rejecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        play = PlaySolo(server.server_address[1], {"STPE_armed": True, "STPE_timecode": "off"})
+        play.idle(0.3)
+        _finish(play, _frames(play, 120))
+    finally:
+        server.shutdown()
+        server.server_close()
+    sent = [s["seq"] for b in _Rejecting.batches for s in b["samples"]]
+    assert sorted(sent) == sent == list(range(play.sampled_frames))  # each sent exactly once
+    later = _Rejecting.batches[1:]
+    assert later and later[0]["dropped"][0]["first"] == 0  # the loss is reported onward
+    warnings = play.logs("warn")
+    assert len(warnings) == 1 and "rejected" in warnings[0]
+    assert "samples.0.dt: too big" in warnings[0]
+    assert play.host.settings["STPE_status"]["sent"] == 0
+
+
+def _strip_seq(play: PlaySolo) -> int | None:
+    strip = play.client.call("strip")[0]
+    if strip is None:
+        return -1
+    view = to_python(strip)
+    assert view["order"] == 2**31 - 1 and view["inset"] is True
+    assert view["anchor"] == [0, 1] and view["position"] == [0, 1]
+    return cells_to_payload(np.array(view["cells"]))
+
+
+def test_timecode_cells_decode_to_the_sample_seq(tmp_path: Path) -> None:
+    writer = SessionWriter.create(tmp_path, "tc")
+    with ReceiverThread(writer, port=0) as rx:
+        play = PlaySolo(rx.port, {"STPE_armed": True, "STPE_timecode": "always"})
+        play.idle(0.3)
+        shown = []
+        for i in range(40):
+            play.client.call("pose", _state(i))
+            play.frame(DT)
+            shown.append(_strip_seq(play))
+        _finish(play, 40)
+    writer.close()
+    assert shown == list(range(40))  # the frame that shows seq n is the frame sampled as n
+
+
+def test_clap_mode_shows_the_strip_at_start_and_after_stop_only(tmp_path: Path) -> None:
+    writer = SessionWriter.create(tmp_path, "clap")
+    with ReceiverThread(writer, port=0) as rx:
+        play = PlaySolo(rx.port, {"STPE_armed": True, "STPE_timecode": "clap",
+                                  "STPE_clapSeconds": 0.5})
+        play.idle(0.3)
+        shown = []
+        for i in range(90):
+            play.client.call("pose", _state(i))
+            play.frame(DT)
+            shown.append(_strip_seq(play))
+        play.host.settings["STPE_armed"] = False
+        tail = []
+        i = 90
+        while play.sampling:
+            play.client.call("pose", _state(i))
+            play.frame(DT)
+            tail.append(_strip_seq(play))
+            i += 1
+        play.idle(1.0)
+    writer.close()
+    opening = shown.index(-1)  # the opening clap: 0.5 s from the start, about 30 frames
+    assert 24 <= opening <= 30 and shown[:opening] == list(range(opening))
+    assert set(shown[opening:]) == {-1}  # hidden in the middle
+    assert len(tail) >= 30 and tail[-2] == i - 2 and set(tail[-30:-1]) != {-1}
+    stored = sorted(r["seq"] for r in Session.open(writer.path).state_records())
+    assert stored == list(range(play.sampled_frames))
