@@ -1,0 +1,33 @@
+"""`stpe export SESSION... --format F --out DIR`: write a dataset from labelled sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from pipeline.export import EXPORTERS, ExportOptions, export_sessions
+
+
+@click.command("export")
+@click.argument("sessions", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(sorted(EXPORTERS)),
+              help="Dataset format.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="New folder to write (must not exist, or be empty).")
+@click.option("--timecode", type=click.Choice(["keep", "mask", "crop"]), default="keep",
+              show_default=True, help="Keep, paint black or crop away the timecode strip.")
+@click.option("--shard-size", type=click.FloatRange(min=0, min_open=True), default=256.0,
+              show_default=True, help="Maximum shard / file size in MB.")
+@click.option("--fps-cap", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Keep at most this many frames per second.")
+def command(sessions: tuple[Path, ...], fmt: str, out: Path, timecode: str,
+            shard_size: float, fps_cap: float | None) -> None:
+    """Export labelled SESSIONS (after `stpe labels`) as a dataset folder."""
+    with Console(stderr=True).status(f"exporting {len(sessions)} session(s) as {fmt}"):
+        counts = export_sessions(list(sessions), fmt, out, ExportOptions(
+            timecode=timecode, shard_mb=shard_size, fps_cap=fps_cap))
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    Console().print(f"wrote {out} ({fmt}): {summary}")

@@ -1,0 +1,86 @@
+"""COCO instances: `annotations.json` with a box per visible object (the character and
+every tagged entity), a `track_id` per object id across frames, and the frames as JPEG
+files in `images/`. Masks (RLE) are added when the session's `annotations/segment/`
+holds rows for the same frame and object; unrecognised annotation files are skipped."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.export._records import jpeg, key
+from pipeline.export._registry import register
+from pipeline.export._source import ExportOptions, SessionData, iter_images
+
+logger = logging.getLogger(__name__)
+
+
+def segment_masks(data: SessionData) -> dict[tuple[int, str], dict[str, Any]]:
+    """{(frame_index, object id): RLE} from `annotations/segment/*.parquet`, read defensively:
+    rows need `frame_index`, an object id (`object_id` or `entity_id`) and an RLE
+    (`rle` or `segmentation`: {size, counts})."""
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    folder = data.session.file("annotations") / "segment"
+    for path in sorted(folder.glob("shard-*.parquet")):
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (pa.ArrowException, OSError) as exc:
+            logger.warning("skipping unreadable mask file %s: %s", path, exc)
+            continue
+        for row in rows:
+            rle = row.get("rle") or row.get("segmentation")
+            obj = row.get("object_id") or row.get("entity_id")
+            if (isinstance(rle, dict) and {"size", "counts"} <= set(rle) and obj is not None
+                    and isinstance(row.get("frame_index"), int)):
+                out[(row["frame_index"], str(obj))] = {"size": list(rle["size"]),
+                                                       "counts": rle["counts"]}
+    return out
+
+
+@register("coco")
+def export_coco(sessions: Sequence[SessionData], root: Path,
+                options: ExportOptions) -> dict[str, Any]:
+    """Write `root/annotations.json` and `root/images/*.jpg`."""
+    (root / "images").mkdir()
+    images, annotations, categories, tracks = [], [], {"character": 1}, {}
+    for s in sessions:
+        masks = segment_masks(s)
+        objects = s.labels["objects"].to_pylist()
+        frames = s.labels["frame_index"].to_pylist()
+        for row, image in iter_images(s, options.timecode):
+            image_id = len(images) + 1
+            name = f"images/{key(s, frames[row])}.jpg"
+            (root / name).write_bytes(jpeg(image))
+            images.append({"id": image_id, "file_name": name, "width": image.shape[1],
+                           "height": image.shape[0], "session": s.name,
+                           "frame_index": frames[row],
+                           "t": s.labels["t"][row].as_py()})
+            for obj in objects[row]:
+                if not obj["on_screen"]:
+                    continue
+                category = "character" if obj["kind"] == "character" else obj["name"]
+                categories.setdefault(category, len(categories) + 1)
+                track = tracks.setdefault((s.name, obj["id"]), len(tracks) + 1)
+                x0, y0, x1, y1 = obj["box_xyxy"]
+                ann = {"id": len(annotations) + 1, "image_id": image_id,
+                       "category_id": categories[category], "track_id": track,
+                       "object_id": obj["id"], "bbox": [x0, y0, x1 - x0, y1 - y0],
+                       "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
+                       "truncation": obj["truncation"], "distance": obj["distance"]}
+                mask = masks.get((frames[row], obj["id"]))
+                if mask is not None:
+                    ann["segmentation"] = mask
+                annotations.append(ann)
+    coco = {"info": {"description": "STPE ground-truth boxes", "version": "1.0"},
+            "images": images, "annotations": annotations,
+            "categories": [{"id": i, "name": n, "supercategory": "object"}
+                           for n, i in categories.items()]}
+    (root / "annotations.json").write_text(json.dumps(coco, sort_keys=True))
+    return {"images": len(images), "annotations": len(annotations),
+            "tracks": len(tracks), "masks": sum("segmentation" in a for a in annotations)}

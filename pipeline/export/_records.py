@@ -1,0 +1,54 @@
+"""Per-frame records shared by the file-per-frame formats: the JPEG bytes of a frame and a
+JSON-ready dict of its state, action, labels and caption."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.export._source import SessionData
+from pipeline.export._vectors import ACTION_NAMES, STATE_NAMES
+
+JPEG_QUALITY = 95
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    """RGB image -> JPEG bytes (deterministic for the same pixels)."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return data.tobytes()
+
+
+def _clean(value: Any) -> Any:
+    """NaN -> None, recursively, so the record is valid JSON."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
+
+
+def frame_records(data: SessionData) -> list[dict[str, Any]]:
+    """One record per kept frame: session, frame_index, t, state, action, labels, caption."""
+    out = []
+    for i, row in enumerate(data.labels.to_pylist()):
+        out.append(_clean({
+            "session": data.name, "frame_index": row["frame_index"], "t": row["t"],
+            "state": dict(zip(STATE_NAMES, data.state[i].tolist(), strict=True)),
+            "action": dict(zip(ACTION_NAMES, data.action[i].tolist(), strict=True)),
+            "labels": {k: v for k, v in row.items()
+                       if k not in ("frame_index", "t", "caption")},
+            "caption": row["caption"]}))
+    return out
+
+
+def key(data: SessionData, frame_index: int) -> str:
+    """The sample key of a frame: `<session id>_<frame index, 6 digits>` (no dots)."""
+    return f"{data.name.replace('.', '-')}_{frame_index:06d}"

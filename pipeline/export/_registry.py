@@ -1,0 +1,74 @@
+"""The exporter registry and the one entry point, `export_sessions`.
+
+Each format registers a function that writes a dataset folder from loaded sessions. The
+entry point loads (and so checks) every session first, writes into a temporary folder
+beside the target and renames it into place, so a failure leaves nothing behind.
+
+Example:
+    export_sessions([Path("sessions/s1")], "webdataset", Path("out/wds"))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline._errors import PipelineError
+from pipeline.export._card import write_card
+from pipeline.export._source import ExportOptions, SessionData, load_session
+
+logger = logging.getLogger(__name__)
+
+Exporter = Callable[[Sequence[SessionData], Path, ExportOptions], dict[str, Any]]
+EXPORTERS: dict[str, Exporter] = {}
+
+
+def register(name: str) -> Callable[[Exporter], Exporter]:
+    """Decorator: make `fn` the exporter of format `name`."""
+    def add(fn: Exporter) -> Exporter:
+        EXPORTERS[name] = fn
+        return fn
+    return add
+
+
+def export_sessions(paths: Sequence[Path], fmt: str, out: Path,
+                    options: ExportOptions | None = None) -> dict[str, Any]:
+    """Export labelled sessions to `out` in format `fmt`; returns the exporter's counts."""
+    options = options or ExportOptions()
+    if fmt not in EXPORTERS:
+        raise PipelineError(f"unknown export format {fmt!r}; expected one of "
+                            f"{', '.join(sorted(EXPORTERS))}")
+    if options.timecode not in ("keep", "mask", "crop"):
+        raise PipelineError(f"unknown timecode handling {options.timecode!r}; expected "
+                            "keep, mask or crop")
+    if options.shard_mb <= 0 or (options.fps_cap is not None and options.fps_cap <= 0):
+        raise PipelineError("--shard-size and --fps-cap must be positive")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PipelineError(f"{out} already exists and is not an empty folder; choose a new "
+                            "--out or remove it")
+    if not paths:
+        raise PipelineError("no sessions given; pass one or more session folders")
+    sessions = [load_session(p, options) for p in paths]
+    names = [s.name for s in sessions]
+    if len(set(names)) != len(names):
+        raise PipelineError(f"the same session is given twice ({names}); pass each once")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        counts = EXPORTERS[fmt](sessions, tmp, options)
+        write_card(tmp, fmt, sessions, counts, options)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("exported %d sessions to %s (%s)", len(sessions), out, fmt)
+    return counts

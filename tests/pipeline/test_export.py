@@ -1,0 +1,233 @@
+"""Every export format, loaded back by its own ecosystem's reader."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from capture import Session
+from capture._synthetic import synthetic_sample
+from pipeline._errors import PipelineError
+from pipeline.cli import cli
+from pipeline.export import ACTION_NAMES, STATE_NAMES, ExportOptions, export_sessions
+from pipeline.export._lerobot_meta import Info, Stats
+from pipeline.labels import compute_labels, read_labels, write_labels
+from tests.pipeline.session_kit import make_session
+
+SIZE = (320, 180)
+N = 45
+# the `webdataset` reader leaves its shard files for the garbage collector to close
+WDS_LEAK = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
+            pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+
+
+def _labelled(parent, name, jitter):
+    samples = [synthetic_sample(i, i / 60) for i in range(2 * N)]
+    frame_t = [i / 30 + jitter * (i % 4) for i in range(N)]
+    frames = [2 * i for i in range(N - 1)] + [None]  # the last frame has no state
+    path = make_session(parent, samples, frames, frame_t, size=SIZE, scale=(0.25, 0.25),
+                        video=True, name=name)
+    session = Session.open(path)
+    write_labels(session, compute_labels(session))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    parent = tmp_path_factory.mktemp("sessions")
+    return [_labelled(parent, "s1", 0.0013), _labelled(parent, "s2", 0.0021)]
+
+
+@pytest.fixture(scope="module")
+def lerobot(sessions, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lr") / "ds"
+    export_sessions(sessions, "lerobot", out)
+    return out
+
+
+def test_lerobot_meta_follows_v3(lerobot):
+    info = Info.model_validate_json((lerobot / "meta/info.json").read_text())
+    assert info.codebase_version == "v3.0" and info.total_episodes == 2
+    assert info.total_frames == 2 * (N - 1) and info.fps == 30
+    assert info.features["observation.state"].names == list(STATE_NAMES)
+    assert info.features["action"].shape == [len(ACTION_NAMES)]
+    assert info.features["observation.images.main"].shape == [SIZE[1], SIZE[0], 3]
+    stats = json.loads((lerobot / "meta/stats.json").read_text())
+    for name in ("observation.state", "action", "timestamp", "observation.images.main"):
+        Stats.model_validate(stats[name])
+    assert np.shape(stats["observation.images.main"]["mean"]) == (3, 1, 1)
+    tasks = pq.read_table(lerobot / "meta/tasks.parquet").to_pandas()
+    assert tasks.loc["Play the Roblox experience", "task_index"] == 0
+    (lerobot / "README.md").read_text().index("frames: 88")
+
+
+def test_lerobot_video_frames_sit_at_the_parquet_timestamps(lerobot, sessions):
+    data = pq.read_table(lerobot / "data/chunk-000/file-000.parquet")
+    episodes = pq.read_table(lerobot / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    assert [e["dataset_from_index"] for e in episodes] == [0, N - 1]
+    assert data["index"].to_pylist() == list(range(2 * (N - 1)))
+    video = lerobot / "videos/observation.images.main/chunk-000/file-000.mp4"
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        pts = np.array([float(f.pts * stream.time_base) for f in container.decode(stream)])
+    assert len(pts) == data.num_rows
+    start = np.array([episodes[e]["videos/observation.images.main/from_timestamp"]
+                      for e in data["episode_index"].to_pylist()])
+    expected = start + data["timestamp"].to_numpy().astype(np.float64)
+    assert np.abs(pts - expected).max() <= 1e-4
+    # timestamps are real frame times, not i / fps
+    t = read_labels(Session.open(sessions[0]))["t"].to_numpy()[: N - 1]
+    np.testing.assert_allclose(data["timestamp"].to_numpy()[: N - 1], t - t[0], atol=1e-6)
+    state = np.array(data["observation.state"][5].as_py())
+    assert state[STATE_NAMES.index("camera.fov_y")] == pytest.approx(70.0)
+    assert data["action"][5].as_py()[ACTION_NAMES.index("key.W")] == 1.0
+
+
+def test_lerobot_dataset_loads(lerobot):
+    pytest.importorskip("lerobot", reason="lerobot 0.4 pins torch<2.11 and torchvision; it "
+                        "cannot be installed beside torch 2.13 here")
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("local/stpe", root=lerobot)
+    assert len(ds) == 2 * (N - 1)
+
+
+@WDS_LEAK[0]
+@WDS_LEAK[1]
+def test_webdataset_loads_with_webdataset(sessions, tmp_path):
+    import webdataset as wds
+
+    out = tmp_path / "wds"
+    counts = export_sessions(sessions, "webdataset", out, ExportOptions(shard_mb=0.5))
+    shards = sorted(str(p) for p in out.glob("shard-*.tar"))
+    assert counts["shards"] == len(shards) > 1
+    assert all((out / p).stat().st_size <= 0.5 * 1024 * 1024 for p in shards)
+    samples = list(wds.WebDataset(shards, shardshuffle=False).decode("rgb"))
+    assert len(samples) == 2 * (N - 1)
+    first = samples[0]
+    assert first["jpg"].shape == (SIZE[1], SIZE[0], 3)
+    assert first["json"]["frame_index"] == 0 and first["json"]["session"] == "s1"
+    assert first["json"]["labels"]["K"][0] == pytest.approx(first["json"]["labels"]["K"][4])
+    assert first["vector.npy"].shape == (len(STATE_NAMES) + len(ACTION_NAMES),)
+    assert first["json"]["caption"].startswith("Holding W")
+
+
+def test_parquet_loads_with_datasets(sessions, tmp_path):
+    import datasets
+
+    out = tmp_path / "pq"
+    export_sessions(sessions[:1], "parquet", out)
+    ds = datasets.load_dataset("parquet", data_files=str(out / "data/*.parquet"),
+                               split="train", cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == N - 1
+    row = ds[3]
+    assert row["image"].size == SIZE and row["image"].mode == "RGB"
+    assert row["frame_index"] == 3 and len(row["observation.state"]) == len(STATE_NAMES)
+    assert json.loads(row["labels"])["method"] == "timecode"
+
+
+def test_coco_boxes_and_tracks_match_the_labels(sessions, tmp_path):
+    out = tmp_path / "coco"
+    export_sessions(sessions[:1], "coco", out)
+    coco = json.loads((out / "annotations.json").read_text())
+    assert len(coco["images"]) == N - 1
+    labels = read_labels(Session.open(sessions[0]))["objects"].to_pylist()
+    visible = [o for frame in labels[: N - 1] for o in frame if o["on_screen"]]
+    assert len(coco["annotations"]) == len(visible) > 0
+    ann = coco["annotations"][0]
+    x0, y0, x1, y1 = visible[0]["box_xyxy"]
+    assert ann["bbox"] == pytest.approx([x0, y0, x1 - x0, y1 - y0])
+    tracks = {a["object_id"]: a["track_id"] for a in coco["annotations"]}
+    assert len(set(tracks.values())) == len(tracks)
+    assert (out / coco["images"][0]["file_name"]).stat().st_size > 0
+
+
+@pytest.mark.parametrize("fmt", ["webdataset", "parquet", "coco", "lerobot"])
+def test_exports_are_deterministic(sessions, tmp_path, fmt):
+    a, b = tmp_path / "a", tmp_path / "b"
+    export_sessions(sessions[:1], fmt, a, ExportOptions(fps_cap=10))
+    export_sessions(sessions[:1], fmt, b, ExportOptions(fps_cap=10))
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for f in files:
+        if f.suffix != ".mp4":  # video bytes aside
+            assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+@WDS_LEAK[0]
+@WDS_LEAK[1]
+def test_timecode_mask_and_crop(sessions, tmp_path):
+    import webdataset as wds
+
+    for mode in ("mask", "crop"):
+        export_sessions(sessions[:1], "webdataset", tmp_path / mode,
+                        ExportOptions(timecode=mode, fps_cap=10))
+    masked = next(iter(wds.WebDataset(str(tmp_path / "mask/shard-000000.tar"),
+                                      shardshuffle=False).decode("rgb8")))["jpg"]
+    # strip: 320 x 24 viewport px at the bottom-left, times the 0.25 capture scale
+    assert masked[-6:, :80].max() <= 8 and masked[-20:-8, 100:].mean() > 20
+    cropped = next(iter(wds.WebDataset(str(tmp_path / "crop/shard-000000.tar"),
+                                       shardshuffle=False).decode("rgb8")))["jpg"]
+    assert cropped.shape == (SIZE[1] - 6, SIZE[0], 3)
+
+
+def test_fps_cap_thins_by_real_time(sessions, tmp_path):
+    counts = export_sessions(sessions[:1], "lerobot", tmp_path / "lr",
+                             ExportOptions(fps_cap=10))
+    data = pq.read_table(tmp_path / "lr/data/chunk-000/file-000.parquet")
+    assert counts["fps"] == 10 and np.diff(data["timestamp"].to_numpy()).min() >= 0.1 - 1e-6
+
+
+def _refuse(args, fragment, tmp_path):
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(cli, ["export", *args])
+    assert result.exit_code != 0
+    text = " ".join((result.output + str(result.exception)).split())
+    assert fragment in text, text
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_bad_requests_write_nothing(sessions, tmp_path):
+    out = str(tmp_path / "out")
+    _refuse([str(sessions[0]), "--format", "tfrecord", "--out", out], "tfrecord", tmp_path)
+    _refuse([str(sessions[0]), "--format", "coco", "--out", out, "--fps-cap", "0"],
+            "fps-cap", tmp_path)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("keep me")
+    _refuse([str(sessions[0]), "--format", "coco", "--out", str(tmp_path / "full")],
+            "already exists", tmp_path)
+    assert (tmp_path / "full" / "x").read_text() == "keep me"
+
+
+def test_unlabelled_empty_or_corrupt_sessions_are_refused(tmp_path):
+    samples = [synthetic_sample(i, i / 60) for i in range(4)]
+    path = make_session(tmp_path / "in", samples, [0, 2], [0.0, 1 / 30], size=SIZE)
+    out = tmp_path / "out"
+    with pytest.raises(PipelineError, match="run `stpe labels"):
+        export_sessions([path], "coco", out)
+    (path / "labels.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(PipelineError, match="not a readable parquet"):
+        export_sessions([path], "coco", out)
+    session = Session.open(path)
+    write_labels(session, compute_labels(session))
+    with pytest.raises(PipelineError, match="no video"):
+        export_sessions([path], "coco", out)
+    empty = make_session(tmp_path / "in", samples, [None, None], [0.0, 1 / 30], size=SIZE,
+                         name="empty")
+    write_labels(Session.open(empty), compute_labels(Session.open(empty)))
+    with pytest.raises(PipelineError, match="no frames with state"):
+        export_sessions([empty], "webdataset", out)
+    assert not out.exists() and not list(tmp_path.glob(".out.tmp*"))
+
+
+def test_export_command(sessions, tmp_path):
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(cli, ["export", str(sessions[0]), "--format", "coco",
+                                      "--out", str(out), "--fps-cap", "15"])
+    assert result.exit_code == 0, result.output
+    assert "coco" in result.output and (out / "README.md").is_file()
