@@ -3,6 +3,7 @@
 from alignment._align import align_session, read_aligned
 from alignment._clock import ClockModel, ClockSegment, fit_clock
 from alignment._errors import AlignmentError, ImportFormatError
+from alignment._external import align_external, read_state_log
 from alignment._match import Matching, match_frames, unwrap_payload
 from alignment._report import AlignmentReport
 from alignment._simulate import SimulatedCapture, simulate_capture
@@ -18,6 +19,7 @@ __all__ = [
     "SimulatedCapture",
     "StripGeometry",
     "TimecodeResult",
+    "align_external",
     "align_session",
     "decode_video",
     "fit_clock",
@@ -25,6 +27,7 @@ __all__ = [
     "match_frames",
     "read_aligned",
     "read_cells",
+    "read_state_log",
     "simulate_capture",
     "unwrap_payload",
 ]

@@ -1,0 +1,137 @@
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from alignment import AlignmentError, ImportFormatError, read_aligned, simulate_capture
+from capture._video import VideoWriter
+from pipeline.cli import cli
+from tests.alignment._sessions import VIEWPORT, viewport_frame, write_session
+from tests.conftest import make_sample
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_capture(3.0, latency_ms=25.0, seed=21)
+
+
+@pytest.fixture(scope="module")
+def external(sim, tmp_path_factory):
+    """An OBS-like recording (our encoder, no session) and a bare-sample state log."""
+    root = tmp_path_factory.mktemp("external")
+    video = root / "play.mkv"
+    with VideoWriter(video, *VIEWPORT, crf=28) as out:
+        for seq, grab in zip(sim.true_seq, sim.grab_start_ns, strict=True):
+            out.write(viewport_frame(int(seq)), int(grab - sim.grab_start_ns[0]) // 1000)
+    log = root / "state.jsonl"
+    lines = []
+    for k in range(sim.seq.size):
+        sample = make_sample(int(sim.seq[k]), float(sim.client_t[k]))
+        sample["wall_ms"] = int(sim.wall_ms[k])
+        lines.append(orjson.dumps(sample))
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    return video, log
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["align", *map(str, args)])
+
+
+def test_align_session_prints_the_summary(sim, tmp_path):
+    path = write_session(sim, tmp_path, video=True)
+    result = _run(path)
+    assert result.exit_code == 0, result.output
+    assert f"{sim.true_seq.size}/{sim.true_seq.size} matched" in result.output
+    assert read_aligned(path).column("seq").to_pylist() == sim.true_seq.tolist()
+
+
+def test_external_video_recovers_the_start_from_the_timecode(sim, external, tmp_path):
+    video, log = external
+    out = tmp_path / "imported"
+    result = _run("--state", log, "--video", video, "--out", out)
+    assert result.exit_code == 0, result.output
+    table = read_aligned(out)
+    assert table.column("seq").to_pylist() == sim.true_seq.tolist()
+    frame_t = table.column("t").to_numpy()
+    grab = sim.grab_start_ns
+    assert frame_t == pytest.approx((grab - grab[0]) / 1e9, abs=1e-3)  # container ms
+
+
+def test_external_video_without_timecode_uses_the_wall_start(sim, external, tmp_path):
+    video, log = external
+    start = datetime.fromtimestamp(int(sim.frame_wall_ns[0]) / 1e9, UTC).isoformat()
+    out = tmp_path / "walled"
+    result = _run("--state", log, "--video", video, "--out", out, "--no-timecode",
+                  "--video-start-wall", start, "--latency-ms", 25 + 1000 / 60 / 2)
+    assert result.exit_code == 0, result.output
+    seq = np.array(read_aligned(out).column("seq").to_pylist())
+    assert np.abs(seq - sim.true_seq).max() <= 1
+
+
+def test_external_video_without_any_start_is_refused(external, tmp_path):
+    video, log = external
+    out = tmp_path / "nowhere"
+    result = _run("--state", log, "--video", video, "--out", out, "--no-timecode")
+    assert isinstance(result.exception, AlignmentError)
+    assert "--video-start-wall" in str(result.exception)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"seq": 0, "t": 1.0, "dt": 0.01, "camera": {"cframe": [0, 0', "not a valid sample"),
+    (b"[1, 2, 3]\n", "not a valid sample"),
+    (b'{"seq": -4, "t": 1.0}\n', "not a valid sample"),
+    (b"\n\n", "holds no samples"),
+    (b"{" + b" " * (1 << 20) + b"}\n", "exceeds"),
+])
+def test_bad_state_logs_write_nothing(external, tmp_path, content, message):
+    video, _ = external
+    log = tmp_path / "bad.jsonl"
+    log.write_bytes(content)
+    out = tmp_path / "out" / "session"
+    result = _run("--state", log, "--video", video, "--out", out)
+    assert isinstance(result.exception, ImportFormatError)
+    assert message in str(result.exception) and "bad.jsonl" in str(result.exception)
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_not_a_video_writes_nothing(external, tmp_path):
+    _, log = external
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"\x00\x01garbage" * 100)
+    out = tmp_path / "out"
+    result = _run("--state", log, "--video", fake, "--out", out)
+    assert isinstance(result.exception, ImportFormatError)
+    assert "cannot read video" in str(result.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.mp4"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--video-start-wall", "yesterday"], "not an ISO 8601"),
+    (["--video-start-wall", "2026-01-01T00:00:00"], "no time zone"),
+    (["--video-start-wall", "2026-01-01T00:00:00+00:00", "--offset-ms", "5"], "not both"),
+])
+def test_bad_start_options(external, tmp_path, extra, message):
+    video, log = external
+    result = _run("--state", log, "--video", video, "--out", tmp_path / "o", *extra)
+    assert isinstance(result.exception, AlignmentError)
+    assert message in str(result.exception)
+    assert not (tmp_path / "o").exists()
+
+
+def test_usage_errors(tmp_path, external):
+    _, log = external
+    assert "give a SESSION" in _run().output
+    tmp_path.joinpath("s").mkdir()
+    result = _run(tmp_path / "s", "--state", log)
+    assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_existing_out_is_refused(external, tmp_path):
+    video, log = external
+    (tmp_path / "taken").mkdir()
+    result = _run("--state", log, "--video", video, "--out", tmp_path / "taken")
+    assert isinstance(result.exception, AlignmentError) and "already exists" in str(
+        result.exception)
