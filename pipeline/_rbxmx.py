@@ -118,8 +118,11 @@ def render_rbxmx(root: Node) -> bytes:
 
 def build_plugin(out: Path, src: Path | None = None) -> Path:
     """Write the plugin model to `out` (atomically) and return its path."""
-    data = render_rbxmx(plugin_tree(src or luau_source_dir()))
     out = Path(out)
+    if out.is_dir():
+        raise PipelineError(f"{out} is a folder; pass the .rbxmx file to write, "
+                            f"e.g. {out / PLUGIN_FILE}")
+    data = render_rbxmx(plugin_tree(src or luau_source_dir()))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(data)

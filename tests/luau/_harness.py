@@ -136,6 +136,7 @@ class PlaySolo:
         self.host = Host(port=port, settings={"STPE_port": port, **(settings or {})})
         self.server = Copy(self.host, "server", tree)
         self.client = Copy(self.host, "client", tree)
+        self.replicated: list[str] = []  # names the server copy put in ReplicatedStorage
         self.server.run()
         self.client.run()
         self.pump()
@@ -154,6 +155,7 @@ class PlaySolo:
         """Replicates new instances to the client and delivers the client's events."""
         while self.host.to_client:
             name, cls = self.host.to_client.pop(0)
+            self.replicated.append(name)
             self.client.world.get("replicate")(name, cls)
         while self.host.to_server:
             name, payload = self.host.to_server.pop(0)

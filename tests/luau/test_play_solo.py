@@ -126,3 +126,23 @@ def test_n_frames_arrive_as_n_samples_equal_to_the_world(rx) -> None:
     assert play.host.settings["STPE_status"]["sent"] == sampled
     assert play.host.settings["STPE_status"]["connected"] is True
     assert play.client.errors() == [] and play.server.errors() == []
+
+
+def test_malformed_bridge_messages_are_ignored(rx) -> None:
+    receiver, writer = rx
+    play = PlaySolo(receiver.port, {"STPE_armed": True, "STPE_timecode": "off"})
+    play.idle(0.3)
+    (bridge,) = play.replicated
+    assert bridge.startswith("STPE_Bridge_")
+    hostile = [5, "x", {"kind": "samples", "seqs": [0], "items": ['{"seq":0},{"seq":1}']},
+               {"kind": "samples", "seqs": [0, 1], "items": ["{}"]},
+               {"kind": "samples", "seqs": [900], "items": ['{"seq":900']},
+               {"kind": "start"}, {"kind": "stop"}, {"kind": "nope", "x": [1] * 1000}]
+    for message in hostile:
+        play.host.to_server.append((bridge, message))
+    sampled = _record(play, 30)
+    records = sorted(Session.open(writer.path).state_records(), key=lambda r: r["seq"])
+    assert [r["seq"] for r in records] == list(range(sampled))
+    warnings = play.logs("warn")
+    assert len(warnings) == 1 and "malformed message" in warnings[0]
+    assert play.server.errors() == []

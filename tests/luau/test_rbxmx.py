@@ -138,3 +138,11 @@ def test_cli_install_on_linux_without_dir_fails_clearly(monkeypatch: pytest.Monk
     assert result.exit_code != 0
     assert isinstance(result.exception, PipelineError)
     assert "STPE_PLUGIN_DIR" in str(result.exception)
+
+
+def test_build_into_a_folder_fails_clearly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["plugin", "build", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in result.output
+    with pytest.raises(PipelineError, match=r"is a folder; pass the \.rbxmx file"):
+        build_plugin(tmp_path)
+    assert list(tmp_path.iterdir()) == []
