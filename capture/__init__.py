@@ -17,6 +17,7 @@ from capture._layout import (
 )
 from capture._receiver import DEFAULT_PORT, Receiver, ReceiverStats, ReceiverThread
 from capture._recorder import RecorderStats, ScreenRecorder
+from capture._recording import Recording, RecordingStatus
 from capture._simplugin import ClientClock, SimulatedPlugin
 from capture._store import (
     Session,
@@ -47,6 +48,8 @@ __all__ = [
     "ReceiverThread",
     "RecorderError",
     "RecorderStats",
+    "Recording",
+    "RecordingStatus",
     "Region",
     "Sample",
     "SampleBatch",

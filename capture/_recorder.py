@@ -48,7 +48,7 @@ class RecorderStats:
     dropped_late: int
     dropped_queue: int
     elapsed_s: float
-    fps: float  # achieved: frames per second of recording
+    fps: float  # achieved: frames encoded per second between the first and the last grab
     jitter_std_ms: float  # std of (grab interval - 1/fps) over intervals without a drop
     jitter_p99_ms: float  # p99 of |grab interval - 1/fps|
     queue_depth: int
@@ -147,6 +147,7 @@ class ScreenRecorder:
         self._grabbed = self._written = self._late = self._full = 0
         self._deviations = array("q")  # ns: grab interval minus its scheduled interval
         self._stopped = False
+        self._span = (0, 0)  # first and last grab start
         self._trailing = 0  # ticks dropped after the last frame (no frame row to carry them)
 
     @property
@@ -213,6 +214,7 @@ class ScreenRecorder:
                         region.height, region.width, 4)
                     with self._lock:
                         self._grabbed += 1
+                        self._span = (self._span[0] or start_ns, start_ns)
                         if tick == last_tick + 1:
                             self._deviations.append(start_ns - last_start - round(period))
                     last_tick, last_start = tick, start_ns
@@ -288,10 +290,11 @@ class ScreenRecorder:
             deviations = np.frombuffer(self._deviations, np.int64).astype(np.float64) / 1e6
             end = self._stopped_ns or time.perf_counter_ns()
             elapsed = (end - self._started_ns) / 1e9 if self._started_ns else 0.0
+            span_s = (self._span[1] - self._span[0]) / 1e9 + 1 / self._fps
             return RecorderStats(
                 frames=self._written, grabbed=self._grabbed, dropped=self._late + self._full,
                 dropped_late=self._late, dropped_queue=self._full, elapsed_s=elapsed,
-                fps=self._written / elapsed if elapsed > 0 else 0.0,
+                fps=self._written / span_s if self._grabbed else 0.0,
                 jitter_std_ms=float(deviations.std()) if deviations.size else 0.0,
                 jitter_p99_ms=float(np.percentile(np.abs(deviations), 99))
                 if deviations.size else 0.0,
