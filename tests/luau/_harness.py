@@ -40,6 +40,7 @@ class Host:
     requests: list[tuple[float, str, int]] = field(default_factory=list)  # (t, path, status)
     to_server: list[tuple[str, Any]] = field(default_factory=list)
     to_client: list[tuple[str, str]] = field(default_factory=list)
+    gzipped: int = 0  # request bodies sent with Content-Encoding: gzip
 
     def http(self, request: dict[str, Any]) -> dict[str, Any]:
         if not self.http_enabled:
@@ -56,6 +57,7 @@ class Host:
         if data is not None and compress is not None and compress.get("Name") == "Gzip":
             data = gzip.compress(data, mtime=0)
             headers["Content-Encoding"] = "gzip"
+            self.gzipped += 1
         conn = http.client.HTTPConnection("127.0.0.1", int(port),
                                           timeout=float(request.get("Timeout") or 5))
         try:

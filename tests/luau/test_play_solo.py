@@ -146,3 +146,13 @@ def test_malformed_bridge_messages_are_ignored(rx) -> None:
     warnings = play.logs("warn")
     assert len(warnings) == 1 and "malformed message" in warnings[0]
     assert play.server.errors() == []
+
+
+def test_gzip_bodies_are_stored_the_same(rx) -> None:
+    receiver, writer = rx
+    play = PlaySolo(receiver.port, {"STPE_armed": True, "STPE_timecode": "off",
+                                    "STPE_gzip": True})
+    sampled = _record(play, 30)
+    records = sorted(Session.open(writer.path).state_records(), key=lambda r: r["seq"])
+    assert [r["seq"] for r in records] == list(range(sampled))
+    assert play.host.gzipped > 0 and play.logs("warn") == []
