@@ -80,9 +80,9 @@ def vector_stats(values: np.ndarray) -> dict[str, list[Any]]:
 
 class ImageStats:
     """Running per-channel statistics of RGB frames in [0, 1], shaped (3, 1, 1) as LeRobot
-    stores them; every `step`-th pixel of each frame is counted."""
+    stores them; every `step`-th pixel of every `step`-th row of each frame is counted."""
 
-    def __init__(self, step: int = 7) -> None:
+    def __init__(self, step: int = 8) -> None:
         self.step = step
         self.count = 0
         self._sum = np.zeros(3)
@@ -92,7 +92,7 @@ class ImageStats:
         self._pixels = 0
 
     def add(self, image: np.ndarray) -> None:
-        px = image.reshape(-1, 3)[:: self.step].astype(np.float64) / 255.0
+        px = image[:: self.step, :: self.step].reshape(-1, 3).astype(np.float64) / 255.0
         self._sum += px.sum(0)
         self._sq += (px * px).sum(0)
         self._min = np.minimum(self._min, px.min(0))
