@@ -96,3 +96,12 @@ def test_not_a_session_exits_with_a_clear_line(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "is not a session" in " ".join(result.stderr.split())
+
+
+def test_public_names_are_sorted_and_exist():
+    import pipeline.export
+    import pipeline.labels
+
+    for module in (pipeline.labels, pipeline.export):
+        assert module.__all__ == sorted(module.__all__)
+        assert all(hasattr(module, name) for name in module.__all__)
