@@ -15,7 +15,15 @@ import pyarrow.parquet as pq
 from alignment._clock import ClockModel, fit_clock
 from alignment._errors import AlignmentError
 from alignment._interp import state_at_frames
-from alignment._match import METHODS, TIMECODE, Matching, match_frames, unwrap_payload
+from alignment._match import (
+    METHODS,
+    TIMECODE,
+    Matching,
+    content_times,
+    display_latency,
+    match_frames,
+    unwrap_payload,
+)
 from alignment._report import (
     AlignmentReport,
     capture_geometry,
@@ -119,14 +127,14 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
     if latency_ms is not None:
         latency_ns, source = latency_ms * 1e6, "given"
     elif (decoded >= 0).any():
-        hit = decoded >= 0
-        latency_ns, source = float(np.median(grab[hit] - sample_host[decoded[hit]])), "timecode"
+        latency_ns, source = display_latency(grab, sample_host, decoded), "timecode"
     else:
         latency_ns, source = 0.0, "default"
         warnings.append("display latency unknown (no timecode): assumed 0 ms; pass "
                         "--latency-ms or record with the timecode (clap mode is enough)")
     content = grab - latency_ns
-    m = match_frames(content, sample_host, tolerance_ms=tolerance_ms, decoded=decoded)
+    m = match_frames(content_times(grab, latency_ns, sample_host), sample_host,
+                     tolerance_ms=tolerance_ms, decoded=decoded)
     capture = session.manifest.capture
     size = ((capture.region.width, capture.region.height) if capture is not None
             else _video_size(video))

@@ -70,6 +70,53 @@ def match_frames(content_ns: np.ndarray, sample_host_ns: np.ndarray, *,
                     np.where(unmatched, np.nan, residual), method)
 
 
+def _intervals(host: np.ndarray) -> np.ndarray:
+    """Each sample's render interval (to the next sample; the last repeats the previous)."""
+    if host.size < 2:
+        return np.zeros(host.size)
+    d = np.diff(host)
+    return np.r_[d, d[-1]]
+
+
+def display_latency(grab_ns: np.ndarray, sample_host_ns: np.ndarray,
+                    decoded: np.ndarray) -> float:
+    """Display latency (ns) from frames whose shown sample is known.
+
+    A frame grabbed at G shows sample k only if G - latency lies in [H_k, H_k+1): each such
+    frame bounds the latency to (G - H_k+1, G - H_k]. The estimate is the middle of the
+    intersection of those bounds (1 % quantiles, for noise in the clock), or, if they do not
+    intersect, the median of the bounds' midpoints."""
+    host = np.asarray(sample_host_ns, np.float64)
+    known = np.asarray(decoded) >= 0
+    k = np.asarray(decoded)[known]
+    d = np.asarray(grab_ns, np.float64)[known] - host[k]
+    lower = d - _intervals(host)[k]
+    low, high = float(np.percentile(lower, 99)), float(np.percentile(d, 1))
+    if low <= high:
+        return (low + high) / 2
+    return float(np.median((lower + d) / 2))
+
+
+def content_times(grab_ns: np.ndarray, latency_ns: float,
+                  sample_host_ns: np.ndarray) -> np.ndarray:
+    """The time each frame is matched at (host ns): grab time minus the display latency is
+    the latest moment the shown sample can have been rendered; moving back by half that
+    render interval centres the frame on the sample it shows, so the nearest sample is the
+    one on screen even when the frame rate varies."""
+    upper = np.asarray(grab_ns, np.float64) - latency_ns
+    host = np.sort(np.asarray(sample_host_ns, np.float64))
+    if host.size < 2:
+        return upper
+    step = _intervals(host)
+    k = np.clip(np.searchsorted(host, upper, side="right") - 1, 0, host.size - 1)
+    previous = np.r_[step[0], step[:-1]][k]
+    margin = 1e-3 * step[k]
+    centred = upper - step[k] / 2
+    inside = (upper >= host[0]) & (upper < host[-1] + step[-1])
+    return np.where(inside, np.clip(centred, host[k] - previous / 2 + margin,
+                                    host[k] + step[k] / 2 - margin), centred)
+
+
 def unwrap_payload(payload: np.ndarray, expected_seq: np.ndarray, bits: int = 24) -> np.ndarray:
     """Full seqs from `seq mod 2**bits` payloads, choosing the wrap nearest `expected_seq`."""
     period = 1 << bits

@@ -64,7 +64,7 @@ def test_external_video_without_timecode_uses_the_wall_start(sim, external, tmp_
     start = datetime.fromtimestamp(int(sim.frame_wall_ns[0]) / 1e9, UTC).isoformat()
     out = tmp_path / "walled"
     result = _run("--state", log, "--video", video, "--out", out, "--no-timecode",
-                  "--video-start-wall", start, "--latency-ms", 25 + 1000 / 60 / 2)
+                  "--video-start-wall", start, "--latency-ms", 25)
     assert result.exit_code == 0, result.output
     seq = np.array(read_aligned(out).column("seq").to_pylist())
     assert np.abs(seq - sim.true_seq).max() <= 1
