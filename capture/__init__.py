@@ -18,6 +18,7 @@ from capture._layout import (
 from capture._receiver import DEFAULT_PORT, Receiver, ReceiverStats, ReceiverThread
 from capture._recorder import RecorderStats, ScreenRecorder
 from capture._recording import Recording, RecordingStatus
+from capture._repair import RepairReport, repair_session
 from capture._simplugin import ClientClock, SimulatedPlugin
 from capture._store import (
     Session,
@@ -51,6 +52,7 @@ __all__ = [
     "Recording",
     "RecordingStatus",
     "Region",
+    "RepairReport",
     "Sample",
     "SampleBatch",
     "ScreenRecorder",
@@ -63,6 +65,7 @@ __all__ = [
     "new_session_id",
     "now_anchor",
     "read_jsonl",
+    "repair_session",
     "synthetic_sample",
     "tool_version",
 ]

@@ -3,7 +3,12 @@ and every bad option refused before anything is written."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -104,3 +109,26 @@ def test_no_display_is_a_clear_error(monkeypatch, tmp_path):
     assert isinstance(result.exception, RecorderError)
     assert "Xvfb" in str(result.exception)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_stpe_record_cleanly(xvfb, tmp_path, sig):
+    env = {**os.environ, "DISPLAY": xvfb.display}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "record", "--out", str(tmp_path), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    try:
+        while not (line := process.stdout.readline()).startswith(b"plugin address: "):
+            assert line, "stpe record exited before printing the plugin address"
+        time.sleep(0.4)
+        process.send_signal(sig)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+    assert process.returncode == 0
+    (path,) = tmp_path.iterdir()
+    assert f"session complete: {path}".encode() in out
+    session = Session.open(path)
+    assert session.manifest.status == "complete" and session.read_frames().num_rows > 0

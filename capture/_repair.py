@@ -1,0 +1,230 @@
+"""Repair a session whose recorder was killed (status "recording"): make every file whole
+again without deleting a byte.
+
+- A log whose last line was cut mid-write keeps its whole lines; the cut bytes move to
+  `<log>.torn`. A last record that lacks only its newline gets the newline.
+- The readable part of the video is remuxed (no re-encoding) into a clean `video.mkv`; the
+  original is kept as `video.damaged.mkv`.
+- Frame-table rows whose video was lost move to `frames.lost.jsonl`, so every row of
+  `frames.jsonl` has its frame in the video.
+- The manifest gets status "recovered" and a `stopped` anchor at the last thing recorded.
+
+Each step can run again after an interrupted repair; a recovered session is left as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from capture import _layout as layout
+from capture._errors import SessionError
+from capture._layout import ClockAnchor
+from capture._store import Session, SessionWriter, read_jsonl
+
+logger = logging.getLogger(__name__)
+
+DAMAGED_VIDEO = "video.damaged.mkv"
+LOST_FRAMES = "frames.lost.jsonl"
+TORN_SUFFIX = ".torn"
+_LOGS = (layout.STATE, layout.SYNC, layout.EVENTS, layout.FRAMES)
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What `repair_session` found and did."""
+
+    path: Path
+    already_recovered: bool
+    torn_bytes: dict[str, int] = field(default_factory=dict)  # log -> bytes moved to .torn
+    completed_lines: tuple[str, ...] = ()  # logs whose last record lacked only its newline
+    samples: int = 0
+    video: str = "missing"  # "remuxed" | "unreadable" | "missing" | "unchanged"
+    frames_decodable: int = 0
+    lost_frames: tuple[int, ...] = ()  # frame-table indices whose video was lost
+    untabled_frames: int = 0  # decodable frames with no frame-table row (a torn row)
+    stopped: ClockAnchor | None = None
+
+
+def _recorder_alive(pid: int) -> bool:
+    """Whether `pid` still runs and looks like an STPE process (pids get reused)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        command = cmdline.read_bytes()
+    except OSError:
+        return True  # no /proc (not Linux): assume it is the recorder
+    return b"stpe" in command or b"pipeline" in command
+
+
+def _trim(writer: SessionWriter, name: str) -> tuple[int, bool]:
+    """Move the lines of log `name` that are not whole JSON records (a line cut by the crash,
+    or a corrupt one) to `<name>.torn`, in order; (bytes moved, last line completed)."""
+    path = writer.path / name
+    if not path.is_file():
+        return 0, False
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the log ends with a newline
+    completed = bool(tail.strip()) and _is_record(tail)  # whole, only its newline is missing
+    lines.append(tail)
+    whole = [not line.strip() or _is_record(line) for line in lines]
+    good = [line for line, ok in zip(lines, whole, strict=True) if ok]
+    bad = [line for line, ok in zip(lines, whole, strict=True) if not ok]
+    if not bad and not completed:
+        return 0, False
+    if bad:
+        torn = writer.path / (name + TORN_SUFFIX)
+        previous = torn.read_bytes() if torn.exists() else b""
+        # saved before the log is rewritten, so a crash here loses nothing
+        writer.write_output(torn.name, previous + b"".join(line + b"\n" for line in bad))
+    writer.write_output(name, b"".join(line + b"\n" for line in good if line.strip()))
+    return sum(len(line) for line in bad), completed
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _remux(source: Path, target: Path) -> set[int] | None:
+    """Copy the decodable prefix of `source` into `target`; the pts (us) of every frame it
+    holds, or None when `source` cannot be opened at all."""
+    import av
+
+    try:
+        src = av.open(str(source))
+    except av.FFmpegError as exc:
+        logger.warning("%s cannot be opened (%s): no frame can be recovered", source, exc)
+        return None
+    pts: set[int] = set()
+    with src, av.open(str(target), "w", format="matroska") as out:
+        stream = src.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        decoder = stream.codec_context
+        tb = stream.time_base
+        try:
+            for packet in src.demux(stream):
+                if packet.size == 0:
+                    continue
+                frames = decoder.decode(packet)
+                packet.stream = copy
+                out.mux(packet)
+                pts.update(round(f.pts * tb * 1_000_000) for f in frames)
+            pts.update(round(f.pts * tb * 1_000_000) for f in decoder.decode(None))
+        except av.FFmpegError as exc:
+            logger.info("%s: readable up to the damage (%s)", source, exc)
+    return pts
+
+
+def _repair_video(writer: SessionWriter) -> tuple[str, set[int]]:
+    root = writer.path
+    video, damaged = root / layout.VIDEO, root / DAMAGED_VIDEO
+    if not damaged.exists():
+        if not video.exists():
+            return "missing", set()
+        os.replace(video, damaged)  # the original is never rewritten
+    staging = root / (layout.VIDEO + ".repair.tmp")
+    pts = _remux(damaged, staging)
+    if pts is None:
+        staging.unlink(missing_ok=True)
+        return "unreadable", set()
+    os.replace(staging, video)
+    return "remuxed", pts
+
+
+def _reconcile_frames(writer: SessionWriter, decodable: set[int]) -> tuple[list[int], int]:
+    """Move frame rows without video to frames.lost.jsonl; (lost indices, untabled)."""
+    rows = list(read_jsonl(writer.path / layout.FRAMES))
+    kept = [r for r in rows if r.get("pts_us") in decodable]
+    lost = [r for r in rows if r.get("pts_us") not in decodable]
+    untabled = len(decodable - {r.get("pts_us") for r in rows})
+    if lost:
+        lost_path = writer.path / LOST_FRAMES
+        earlier = {r["index"]: r for r in read_jsonl(lost_path)}
+        merged = {**earlier, **{r["index"]: r for r in lost}}
+        writer.write_output(LOST_FRAMES, b"".join(
+            orjson.dumps(merged[i]) + b"\n" for i in sorted(merged)))
+        writer.write_output(layout.FRAMES, b"".join(orjson.dumps(r) + b"\n" for r in kept))
+    return [r["index"] for r in lost], untabled
+
+
+def _last_activity(session: Session) -> ClockAnchor | None:
+    """Host clocks of the last thing recorded: a frame grab, a sample arrival or an event."""
+    candidates: list[tuple[int, int]] = []
+    frames = list(read_jsonl(session.file("frames")))
+    if frames:
+        candidates.append((frames[-1]["grab_start_ns"], frames[-1]["wall_ns"]))
+    last_state: dict[str, Any] | None = None
+    for last_state in session.state_records():  # noqa: B007 - keep the last one
+        pass
+    if last_state is not None:
+        candidates.append((last_state["arrival_mono_ns"], last_state["arrival_wall_ns"]))
+    events = session.events()
+    if events:
+        candidates.append((events[-1]["host_mono_ns"], events[-1]["host_wall_ns"]))
+    if not candidates:
+        return None
+    mono, wall = max(candidates)
+    return ClockAnchor(host_mono_ns=mono, host_wall_ns=wall)
+
+
+def repair_session(path: Path | str, *, force: bool = False) -> RepairReport:
+    """Recover a session left in status "recording" by a crash or kill.
+
+    Refuses a complete session, a folder that is not a session, and (unless `force`) a
+    session whose recorder process is still running. A recovered session is reported as
+    such and left untouched.
+    """
+    session = Session.open(path)
+    status = session.manifest.status
+    if status == "complete":
+        raise SessionError(f"{session.path} is complete (it was stopped cleanly); there is "
+                           "nothing to repair")
+    if status == "recovered":
+        frames = list(read_jsonl(session.file("frames")))
+        return RepairReport(session.path, already_recovered=True, video="unchanged",
+                            samples=sum(1 for _ in session.state_records()),
+                            frames_decodable=len(frames), stopped=session.manifest.stopped)
+    pid = session.manifest.notes.get("recorder_pid")
+    if isinstance(pid, int) and not force and _recorder_alive(pid):
+        raise SessionError(f"{session.path} is still being recorded by process {pid}; stop "
+                           "that `stpe record` first (Ctrl-C), or pass --force if that "
+                           "process is not recording")
+    writer = SessionWriter.reopen(session.path)
+    torn, completed = {}, []
+    for name in _LOGS:
+        moved, whole = _trim(writer, name)
+        if moved:
+            torn[name] = moved
+        if whole:
+            completed.append(name)
+    stopped = _last_activity(session)
+    video, decodable = _repair_video(writer)
+    lost, untabled = _reconcile_frames(writer, decodable)
+    samples = sum(1 for _ in session.state_records())
+    writer.append_event("repair", torn_bytes=torn, video=video, lost_frames=len(lost),
+                        untabled_frames=untabled)
+    writer.finalize("recovered")
+    if stopped is not None:
+        writer.update_manifest(stopped=stopped)
+    report = RepairReport(session.path, already_recovered=False, torn_bytes=torn,
+                          completed_lines=tuple(completed), samples=samples, video=video,
+                          frames_decodable=len(decodable), lost_frames=tuple(lost),
+                          untabled_frames=untabled, stopped=stopped)
+    logger.info("repaired %s: %s", session.path, report)
+    return report

@@ -1,0 +1,43 @@
+"""`stpe repair`: recover a session whose recorder was killed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from capture import repair_session
+
+
+@click.command("repair")
+@click.argument("session", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True,
+              help="Repair even if the recorder process that owns the session still runs.")
+def command(session: Path, force: bool) -> None:
+    """Recover SESSION after a crash: trim torn log lines, remux the readable video,
+    reconcile the frame table, mark it recovered."""
+    console = Console(highlight=False, soft_wrap=True)
+    report = repair_session(session, force=force)
+    if report.already_recovered:
+        console.print(f"{report.path} was already recovered; nothing to do "
+                      f"({report.frames_decodable} frames, {report.samples} samples)")
+        return
+    for name, moved in report.torn_bytes.items():
+        console.print(f"{name}: {moved} bytes of torn or corrupt lines kept in {name}.torn")
+    for name in report.completed_lines:
+        console.print(f"{name}: the last record was whole; its newline was added")
+    if report.video == "remuxed":
+        console.print(f"video: {report.frames_decodable} frames readable, remuxed into "
+                      "video.mkv (original kept as video.damaged.mkv)")
+    else:
+        console.print(f"video: {report.video}; no frame could be recovered")
+    if report.lost_frames:
+        first, last = report.lost_frames[0], report.lost_frames[-1]
+        console.print(f"frames: {len(report.lost_frames)} frames lost with the video "
+                      f"(indices {first}..{last}), their rows kept in frames.lost.jsonl")
+    if report.untabled_frames:
+        console.print(f"frames: {report.untabled_frames} readable frames have no frame-table "
+                      "row (it was cut by the crash) and are ignored")
+    console.print(f"state: {report.samples} samples")
+    console.print(f"session recovered: {report.path}")
