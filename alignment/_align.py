@@ -63,8 +63,8 @@ def _viewport(session: Session, state: pa.Table) -> tuple[float, float]:
     return (float(values[0][0]), float(values[0][1])) if values else (0.0, 0.0)
 
 
-def _frame_columns(frames: pa.Table, content_ns: np.ndarray, m: Matching, seqs: np.ndarray,
-                   size: tuple[int, int], scale: tuple[float, float],
+def _frame_columns(frames: pa.Table, content_ns: np.ndarray, origin: int, m: Matching,
+                   seqs: np.ndarray, size: tuple[int, int], scale: tuple[float, float],
                    offset: tuple[float, float]) -> dict[str, pa.Array]:
     n = frames.num_rows
     matched = m.matched
@@ -74,7 +74,7 @@ def _frame_columns(frames: pa.Table, content_ns: np.ndarray, m: Matching, seqs: 
         "t": pa.array((content_ns - content_ns[0]) / 1e9, pa.float64()),
         "pts_us": frames.column("pts_us").combine_chunks(),
         "grab_start_ns": frames.column("grab_start_ns").combine_chunks(),
-        "content_mono_ns": pa.array(np.round(content_ns).astype(np.int64)),
+        "content_mono_ns": pa.array(np.round(content_ns).astype(np.int64) + origin),
         "seq": pa.array(seqs[np.where(matched, m.nearest, 0)], pa.int64(), mask=~matched),
         "residual_ms": pa.array(m.residual_ms, pa.float64(), mask=~matched),
         "method": pa.array(np.asarray(METHODS, dtype=object)[m.method], pa.string()),
@@ -114,8 +114,10 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
     client = state.column("t").to_numpy()
     model, segment = fit_clock(client, state.column("arrival_mono_ns").to_numpy(),
                                session.sync_records())
-    sample_host = model.to_host_ns(client, segment)
-    grab = frames.column("grab_start_ns").to_numpy().astype(np.float64)
+    grab_ns = frames.column("grab_start_ns").to_numpy()
+    origin = int(grab_ns[0])  # times relative to the first grab keep float64 precise
+    sample_host = model.to_host_ns(client, segment, origin)
+    grab = (grab_ns - origin).astype(np.float64)
     video = session.path / VIDEO
     tc = None
     decoded = np.full(frames.num_rows, -1, np.int64)
@@ -134,7 +136,7 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
                         "--latency-ms or record with the timecode (clap mode is enough)")
     content = grab - latency_ns
     m = match_frames(content_times(grab, latency_ns, sample_host), sample_host,
-                     tolerance_ms=tolerance_ms, decoded=decoded)
+                     tolerance_ms=tolerance_ms, decoded=decoded, content_ns=content)
     capture = session.manifest.capture
     size = ((capture.region.width, capture.region.height) if capture is not None
             else _video_size(video))
@@ -142,7 +144,7 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
     cell = float(session.manifest.notes.get("timecode_cell", DEFAULT_CELL))
     scale, offset, geometry_warnings = capture_geometry(
         size, viewport, tc.geometry if tc else None, cell)
-    columns = _frame_columns(frames, content, m, seqs, size, scale, offset)
+    columns = _frame_columns(frames, content, origin, m, seqs, size, scale, offset)
     columns.update(state_at_frames(state, m))
     table = pa.table(columns)
     matched = int(m.matched.sum())

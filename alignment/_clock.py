@@ -58,10 +58,11 @@ class ClockSegment:
             self.client_start - self.origin_client)
         return (host_s - self.client_start) * 1e3
 
-    def to_host_ns(self, client: np.ndarray) -> np.ndarray:
-        """Host_mono ns (float64) of client times (s)."""
+    def to_host_ns(self, client: np.ndarray, origin_ns: int = 0) -> np.ndarray:
+        """Host_mono ns (float64) of client times (s), minus `origin_ns` (keep the result
+        small so float64 keeps sub-microsecond precision)."""
         rel = self.intercept_s + self.rate * (np.asarray(client, np.float64) - self.origin_client)
-        return self.origin_host_ns + rel * 1e9
+        return (self.origin_host_ns - origin_ns) + rel * 1e9
 
     def summary(self) -> dict[str, Any]:
         return {"client_start": self.client_start, "client_end": self.client_end,
@@ -82,13 +83,15 @@ class ClockModel:
         """The longest segment, whose offset and drift the report quotes."""
         return max(self.segments, key=lambda s: s.client_end - s.client_start)
 
-    def to_host_ns(self, client: np.ndarray, segment: np.ndarray) -> np.ndarray:
-        """Host_mono ns of client times, each through the fit of its segment index."""
+    def to_host_ns(self, client: np.ndarray, segment: np.ndarray,
+                   origin_ns: int = 0) -> np.ndarray:
+        """Host_mono ns of client times (minus `origin_ns`), each through the fit of its
+        segment index."""
         client = np.asarray(client, np.float64)
         out = np.empty(client.shape, np.float64)
         for i, seg in enumerate(self.segments):
             mask = segment == i
-            out[mask] = seg.to_host_ns(client[mask])
+            out[mask] = seg.to_host_ns(client[mask], origin_ns)
         return out
 
 

@@ -31,39 +31,43 @@ class Matching:
         return self.method != NONE
 
 
-def match_frames(content_ns: np.ndarray, sample_host_ns: np.ndarray, *,
-                 tolerance_ms: float = 50.0,
-                 decoded: np.ndarray | None = None) -> Matching:
-    """Match frames (content times) to samples (host times, in seq order).
+def match_frames(match_ns: np.ndarray, sample_host_ns: np.ndarray, *,
+                 tolerance_ms: float = 50.0, decoded: np.ndarray | None = None,
+                 content_ns: np.ndarray | None = None) -> Matching:
+    """Match frames to samples (host times, in seq order).
 
-    `decoded` holds, per frame, the sample index its timecode named or -1; those frames take
-    that sample exactly. A frame whose residual exceeds `tolerance_ms` is unmatched."""
-    content = np.asarray(content_ns, np.float64)
+    The nearest sample to `match_ns` (see `content_times`) is the frame's sample; the
+    bracketing pair and weight, and the residual, are taken at `content_ns` (default
+    `match_ns`), where the state is interpolated. `decoded` holds, per frame, the sample
+    index its timecode named or -1; those frames take that sample exactly. A frame whose
+    |residual| exceeds `tolerance_ms` is unmatched."""
+    at = np.asarray(match_ns, np.float64)
+    reference = at if content_ns is None else np.asarray(content_ns, np.float64)
     host = np.asarray(sample_host_ns, np.float64)
-    sorted_order = None
+    order = None
     if host.size > 1 and not bool(np.all(host[1:] >= host[:-1])):
-        sorted_order = np.argsort(host, kind="stable")
-        host = host[sorted_order]
-    n = host.size
-    idx = np.searchsorted(host, content)
-    lo = np.clip(idx - 1, 0, n - 1)
-    hi = np.clip(idx, 0, n - 1)
-    h_lo, h_hi = host[lo], host[hi]
-    nearest = np.where(content - h_lo <= h_hi - content, lo, hi)
-    span = h_hi - h_lo
-    weight = np.where(span > 0, np.clip((content - h_lo) / np.where(span > 0, span, 1.0), 0, 1),
-                      0.0)
-    if sorted_order is not None:
-        lo, hi, nearest = sorted_order[lo], sorted_order[hi], sorted_order[nearest]
+        order = np.argsort(host, kind="stable")
+        host = host[order]
+    last = host.size - 1
+    idx = np.searchsorted(host, at)
+    below, above = np.clip(idx - 1, 0, last), np.clip(idx, 0, last)
+    nearest = np.where(at - host[below] <= host[above] - at, below, above)
+    lo = np.clip(np.searchsorted(host, reference, side="right") - 1, 0, last)
+    hi = np.clip(lo + (reference > host[lo]), 0, last)
+    span = host[hi] - host[lo]
+    weight = np.where(span > 0, np.clip((reference - host[lo]) / np.where(span > 0, span, 1.0),
+                                        0, 1), 0.0)
+    if order is not None:
+        lo, hi, nearest = order[lo], order[hi], order[nearest]
         host = np.asarray(sample_host_ns, np.float64)
-    method = np.full(content.shape, CLOCK, np.int8)
+    method = np.full(at.shape, CLOCK, np.int8)
     if decoded is not None:
         tc = np.asarray(decoded) >= 0
         nearest = np.where(tc, decoded, nearest)
         lo, hi = np.where(tc, decoded, lo), np.where(tc, decoded, hi)
         weight = np.where(tc, 0.0, weight)
         method[tc] = TIMECODE
-    residual = (content - host[nearest]) / 1e6
+    residual = (reference - host[nearest]) / 1e6
     unmatched = ~(np.abs(residual) <= tolerance_ms)
     method[unmatched] = NONE
     return Matching(np.where(unmatched, -1, nearest), lo, hi, weight,
@@ -108,7 +112,9 @@ def content_times(grab_ns: np.ndarray, latency_ns: float,
     if host.size < 2:
         return upper
     step = _intervals(host)
-    k = np.clip(np.searchsorted(host, upper, side="right") - 1, 0, host.size - 1)
+    # a frame grabbed at (numerically) the render time itself shows that sample
+    slack = 1e-4 * float(np.median(step))
+    k = np.clip(np.searchsorted(host, upper + slack, side="right") - 1, 0, host.size - 1)
     previous = np.r_[step[0], step[:-1]][k]
     margin = 1e-3 * step[k]
     centred = upper - step[k] / 2

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from alignment import match_frames, unwrap_payload
-from alignment._match import CLOCK, NONE, TIMECODE
+from alignment._match import CLOCK, NONE, TIMECODE, content_times, display_latency
 from alignment._quat import interpolate_cframes, matrix_to_quat, quat_to_matrix, slerp
 
 
@@ -17,12 +17,35 @@ def test_nearest_bracket_and_weight():
     host = np.array([0.0, 10e6, 20e6, 30e6])
     m = match_frames(np.array([-1e6, 4e6, 6e6, 20e6, 35e6, 200e6]), host, tolerance_ms=10)
     assert m.nearest.tolist() == [0, 0, 1, 2, 3, -1]
-    assert m.left.tolist()[:5] == [0, 0, 0, 1, 3]
+    assert m.left.tolist()[:5] == [0, 0, 0, 2, 3]
     assert m.right.tolist()[:5] == [0, 1, 1, 2, 3]
-    assert m.weight[:5] == pytest.approx([0, 0.4, 0.6, 1.0, 0])
+    assert m.weight[:5] == pytest.approx([0, 0.4, 0.6, 0, 0])
     assert m.residual_ms[:5] == pytest.approx([-1, 4, -4, 0, 5])
     assert np.isnan(m.residual_ms[5])
     assert m.method.tolist() == [CLOCK] * 5 + [NONE]
+
+
+def test_nearest_at_match_time_bracket_at_content_time():
+    host = np.array([0.0, 10e6, 20e6])
+    m = match_frames(np.array([4e6]), host, content_ns=np.array([13e6]))
+    assert m.nearest.tolist() == [0]
+    assert (m.left[0], m.right[0]) == (1, 2) and m.weight[0] == pytest.approx(0.3)
+    assert m.residual_ms[0] == pytest.approx(13.0)
+
+
+def test_content_times_centre_frames_on_the_sample_they_show():
+    host = np.array([0.0, 10e6, 30e6, 35e6])  # a variable render interval
+    grab = np.array([5e6, 12e6, 29e6, 31e6, 36e6]) + 2e6  # 2 ms display latency
+    matched = match_frames(content_times(grab, 2e6, host), host)
+    assert matched.nearest.tolist() == [0, 1, 1, 2, 3]
+
+
+def test_display_latency_from_known_frames():
+    host = np.arange(0, 200) * 16.7e6
+    rng = np.random.default_rng(0)
+    grab = np.sort(rng.uniform(host[0], host[-2], 400)) + 21e6
+    shown = np.searchsorted(host, grab - 21e6, side="right") - 1
+    assert display_latency(grab, host, shown) == pytest.approx(21e6, abs=0.3e6)
 
 
 def test_decoded_frames_take_their_sample_exactly():

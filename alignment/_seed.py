@@ -1,0 +1,214 @@
+"""`import_seed`: the seed prototype's per-frame layout -> an aligned STPE session.
+
+Each record becomes a wire sample (`seq` = the record's frame number, client time = its
+timestamp minus the first, `wall_ms` = the timestamp); each image a video frame whose time
+is its record's timestamp (never `i / fps`). Fields the seed did not log are filled with
+neutral values and listed in the manifest's `notes.imported.unknown` (docs/alignment.md):
+the camera has a position only, so its orientation is taken as looking at the root part
+(`camera_orientation: "look_at_root"`), or unknown (identity) without a root position.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import orjson
+
+from alignment._align import align_session
+from alignment._errors import ImportFormatError
+from alignment._report import AlignmentReport
+from alignment._seed_source import (
+    SeedFrame,
+    SeedRecord,
+    ZipLimits,
+    extract_zip,
+    read_seed_frames,
+)
+from capture import CaptureSettings, PluginInfo, Region, Sample, SessionWriter
+from capture._layout import VIDEO
+from capture._video import VideoWriter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIMITS = ZipLimits()
+GAP_FACTOR = 2.5  # a timestamp step this many times the median is a gap
+DEFAULT_FOV = 70.0  # Roblox's default Camera.FieldOfView
+IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+UNKNOWN = ("character.humanoid.move_direction", "character.humanoid.walk_speed",
+           "character.humanoid.floor_material", "character.humanoid.health",
+           "character.root.angular_velocity", "character.root.size", "character.bbox",
+           "camera.fov_y", "camera.gui_inset", "camera.root_projection", "entities")
+
+
+@dataclass(frozen=True)
+class SeedImport:
+    """What `import_seed` found and wrote."""
+
+    session: Path
+    frames: int
+    missing_frames: list[int]
+    timestamp_gaps: list[dict[str, float]]
+    frame_size: tuple[int, int]
+    viewport: tuple[float, float] | None
+    report: AlignmentReport
+
+
+def _rotation(right: Any, up: Any, look: Any) -> list[float]:
+    back = -np.asarray(look, np.float64)
+    m = np.stack([np.asarray(right, np.float64), np.asarray(up, np.float64), back], axis=1)
+    return m.reshape(-1).tolist()
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray) -> list[float]:
+    back = eye - target
+    back = back / (np.linalg.norm(back) or 1.0)
+    right = np.cross([0.0, 1.0, 0.0], back)
+    right = right / (np.linalg.norm(right) or 1.0)
+    return _rotation(right, np.cross(back, right), -back)
+
+
+def _sample(record: SeedRecord, t: float, dt: float, viewport: tuple[float, float]) -> dict:
+    hrp = record.hrp
+    position = hrp and (hrp.cframe.position if hrp.cframe else hrp.position)
+    sample: dict[str, Any] = {"seq": record.frame, "t": t, "dt": dt,
+                              "wall_ms": round(record.timestamp * 1000),
+                              "inputs": {"keys": list(record.inputs)}}
+    if position is not None:
+        cf = hrp.cframe if hrp and hrp.cframe else None
+        rotation = (_rotation(cf.right_vector, cf.up_vector, cf.look_vector)
+                    if cf and cf.right_vector and cf.up_vector and cf.look_vector else IDENTITY)
+        ground = record.ground
+        point = ground and (ground.landing_point or ground.touch_point)
+        state = record.humanoid_state or "Unknown"
+        sample["character"] = {
+            "humanoid": {"state": state, "move_direction": [0.0, 0.0, 0.0], "walk_speed": 0.0,
+                         "jump": state == "Jumping", "floor_material": "Unknown",
+                         "health": 100.0},
+            "root": {"cframe": [*position, *rotation],
+                     "velocity": list(hrp.velocity or (0.0, 0.0, 0.0)),
+                     "angular_velocity": [0.0, 0.0, 0.0], "size": [2.0, 2.0, 1.0]},
+            "bbox": {"cframe": [*position, *rotation], "size": [4.0, 5.0, 1.0]},
+            "ground": {"hit": point is not None, "point": point,
+                       "normal": ground.landing_normal if ground else None,
+                       "instance": ground.landing_instance if ground else None,
+                       "distance": ground.distance_to_landing if ground else None},
+        }
+    eye = record.camera.position if record.camera else None
+    if eye is not None and position is not None:
+        camera_rotation = _look_at(np.asarray(eye), np.asarray(position))
+    else:
+        camera_rotation = IDENTITY
+    sample["camera"] = {"cframe": [*(eye or (0.0, 0.0, 0.0)), *camera_rotation],
+                        "fov_y": DEFAULT_FOV, "viewport": list(viewport),
+                        "focus": list(position or eye or (0.0, 0.0, 0.0)),
+                        "gui_inset": [0.0, 0.0, 0.0, 0.0], "type": "Custom"}
+    return Sample.model_validate(sample).model_dump(mode="json")
+
+
+def _orientation(frames: list[SeedFrame]) -> str:
+    """How the camera orientation was derived: `look_at_root` when every record has both
+    positions, else `unknown (N frames)` for those left at identity."""
+    unknown = sum(1 for f in frames if not (f.record.camera and f.record.camera.position
+                                            and f.record.hrp and (f.record.hrp.position or
+                                                                  f.record.hrp.cframe)))
+    return f"unknown ({unknown} frames), else look_at_root" if unknown else "look_at_root"
+
+
+def _gaps(frames: list[SeedFrame]) -> tuple[list[int], list[dict[str, float]]]:
+    numbers = sorted(f.record.frame for f in frames)
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    stamps = np.array([f.record.timestamp for f in frames])
+    steps = np.diff(stamps)
+    median = float(np.median(steps)) if steps.size else 0.0
+    jumps = [{"after_frame": float(frames[i].record.frame), "gap_s": float(steps[i])}
+             for i in np.flatnonzero(steps > GAP_FACTOR * median)] if median > 0 else []
+    return missing, jumps
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImportFormatError(f"{path} is not a readable image (truncated or not PNG/JPEG)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _write(frames: list[SeedFrame], writer: SessionWriter, viewport: tuple[float, float] | None,
+           ) -> tuple[int, int]:
+    first = _read_image(frames[0].image)
+    height, width = first.shape[:2]
+    viewport = viewport or (float(width), float(height))
+    t0 = frames[0].record.timestamp
+    stamps = [f.record.timestamp for f in frames]
+    dts = np.diff(stamps, prepend=stamps[0] - (1 / (frames[0].record.fps or 60.0)))
+    writer.append_state(
+        orjson.dumps({"seq": f.record.frame, "arrival_mono_ns": round(f.record.timestamp * 1e9),
+                      "arrival_wall_ns": round(f.record.timestamp * 1e9),
+                      "sample": _sample(f.record, f.record.timestamp - t0, float(dt), viewport)})
+        for f, dt in zip(frames, dts, strict=True))
+    rows = []
+    with VideoWriter(writer.path / VIDEO, width, height, fps_hint=60.0) as video:
+        for i, frame in enumerate(frames):
+            image = first if i == 0 else _read_image(frame.image)
+            if image.shape[:2] != (height, width):
+                raise ImportFormatError(f"{frame.image} is {image.shape[1]}x{image.shape[0]}, "
+                                        f"the first frame {width}x{height}; frames must match")
+            pts_us = round((frame.record.timestamp - t0) * 1e6)
+            if rows and round(pts_us / 1000) <= rows[-1]["pts_us"] // 1000:
+                raise ImportFormatError(f"{frame.source}: timestamp within 1 ms of the previous "
+                                        "frame's; frames need distinct times")
+            stored = video.write(image, pts_us)
+            grab = round(frame.record.timestamp * 1e9)  # exactly the record's own time
+            rows.append({"index": i, "pts_us": stored, "grab_start_ns": grab,
+                         "grab_end_ns": grab, "wall_ns": grab})
+    writer.append_frames(rows)
+    return width, height
+
+
+def import_seed(source: Path, out: Path, *, limits: ZipLimits = DEFAULT_LIMITS) -> SeedImport:
+    """Convert a seed folder or zip at `source` into an aligned session at `out`. Nothing is
+    left at `out` (or beside it) when anything fails."""
+    source, out = Path(source), Path(out)
+    if not source.exists():
+        raise ImportFormatError(f"{source} does not exist; pass the seed's folder or zip")
+    if out.exists():
+        raise ImportFormatError(f"{out} already exists; choose a new --out folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        root = source
+        if source.is_file():
+            root = staging / "extracted"
+            extract_zip(source, root, limits)
+        frames = read_seed_frames(root)
+        missing, jumps = _gaps(frames)
+        sizes = [f.record.camera.viewport_size for f in frames
+                 if f.record.camera and f.record.camera.viewport_size]
+        viewport = tuple(sizes[0]) if sizes else None
+        writer = SessionWriter.create(staging, out.name)
+        width, height = _write(frames, writer, viewport)
+        fps = [f.record.fps for f in frames if f.record.fps]
+        writer.update_manifest(
+            capture=CaptureSettings(fps=float(np.median(fps)) if fps else 30.0,
+                                    region=Region(left=0, top=0, width=width, height=height)),
+            plugin=PluginInfo(plugin_version="seed", datamodel="imported",
+                              viewport=viewport or (float(width), float(height))),
+            notes={"imported": {"format": "seed", "source": str(source),
+                                "clock_domain": "unix_wall", "unknown": list(UNKNOWN),
+                                "camera_orientation": _orientation(frames),
+                                "missing_frames": missing, "timestamp_gaps": jumps}})
+        writer.finalize()
+        report = align_session(writer.path, latency_ms=0.0, use_timecode=False)
+        writer.path.rename(out)
+        report = replace(report, session=str(out))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("imported %d frames from %s into %s", len(frames), source, out)
+    return SeedImport(out, len(frames), missing, jumps, (width, height), viewport,
+                      report)
