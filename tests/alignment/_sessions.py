@@ -34,8 +34,9 @@ def viewport_frame(seq: int, *, strip: bool = True) -> np.ndarray:
 
 def write_session(sim: SimulatedCapture, parent: Path, *, name: str = "s",
                   video: bool = False, scale: float = 1.0, crf: int = 28,
-                  strip: bool = True, probes: bool = True) -> Path:
-    """Write `sim` as a session folder; returns its path."""
+                  strip: bool | np.ndarray = True, probes: bool = True) -> Path:
+    """Write `sim` as a session folder; returns its path. `strip` may be a per-frame mask
+    (clap mode: the strip on some frames only)."""
     writer = SessionWriter.create(parent, name)
     size = (round(VIEWPORT[0] * scale), round(VIEWPORT[1] * scale))
     start = int(sim.grab_start_ns[0])
@@ -66,8 +67,9 @@ def write_session(sim: SimulatedCapture, parent: Path, *, name: str = "s",
     if video:
         with VideoWriter(writer.path / "video.mkv", size[0], size[1], crf=crf) as out:
             stored = []
-            for seq, p in zip(sim.true_seq, pts, strict=True):
-                image = viewport_frame(int(seq), strip=strip)
+            shown = np.broadcast_to(np.asarray(strip, bool), pts.shape)
+            for seq, p, on in zip(sim.true_seq, pts, shown, strict=True):
+                image = viewport_frame(int(seq), strip=bool(on))
                 if scale != 1.0:
                     image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
                 stored.append(out.write(image, int(p)))

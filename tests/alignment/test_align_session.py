@@ -69,6 +69,23 @@ def test_clock_only_maps_within_one_frame_and_interpolates(tmp_path):
     assert table.column("inputs.keys")[0].as_py() == ["W"]
 
 
+def test_clap_mode_measures_latency_then_maps_the_middle_by_clock(tmp_path):
+    sim = simulate_capture(6.0, latency_ms=22.0, seed=13)
+    t = (sim.grab_start_ns - sim.grab_start_ns[0]) / 1e9
+    clap = (t < 1.0) | (t > t[-1] - 1.0)
+    path = write_session(sim, tmp_path, video=True, strip=clap)
+    report = align_session(path)
+    table = read_aligned(path)
+    method = np.array(table.column("method").to_pylist())
+    seq = np.array(table.column("seq").to_pylist())
+    assert report.latency_source == "timecode"
+    assert report.timecode["decoded"] == int(clap.sum())
+    assert (method[clap] == "timecode").all() and (method[~clap] == "clock").all()
+    assert np.array_equal(seq[clap], sim.true_seq[clap])
+    assert np.abs(seq[~clap] - sim.true_seq[~clap]).max() <= 1
+    assert np.mean(seq[~clap] == sim.true_seq[~clap]) > 0.9
+
+
 def test_frames_beyond_tolerance_are_flagged(tmp_path):
     sim = simulate_capture(3.0, seed=7)
     path = write_session(sim, tmp_path)

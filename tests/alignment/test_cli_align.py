@@ -70,6 +70,18 @@ def test_external_video_without_timecode_uses_the_wall_start(sim, external, tmp_
     assert np.abs(seq - sim.true_seq).max() <= 1
 
 
+def test_a_sessions_state_log_is_accepted_with_an_offset(sim, external, tmp_path):
+    video, _ = external
+    session = write_session(sim, tmp_path / "rec")
+    offset = (sim.grab_start_ns[0] - sim.render_ns[0]) / 1e6  # video start after sample 0
+    out = tmp_path / "offset"
+    result = _run("--state", session / "state.jsonl", "--video", video, "--out", out,
+                  "--no-timecode", "--offset-ms", offset, "--latency-ms", 25)
+    assert result.exit_code == 0, result.output
+    seq = np.array(read_aligned(out).column("seq").to_pylist())
+    assert np.abs(seq - sim.true_seq).max() <= 1
+
+
 def test_external_video_without_any_start_is_refused(external, tmp_path):
     video, log = external
     out = tmp_path / "nowhere"

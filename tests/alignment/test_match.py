@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from alignment import match_frames, unwrap_payload
+from alignment._interp import interpolate_cframes, matrix_to_quat, quat_to_matrix, slerp
 from alignment._match import CLOCK, NONE, TIMECODE, content_times, display_latency
-from alignment._quat import interpolate_cframes, matrix_to_quat, quat_to_matrix, slerp
 
 
 def _rot_y(angle):
