@@ -1,0 +1,67 @@
+"""`stpe render`: the overlay lands where the labels say, at the source frame times."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from capture import Session
+from pipeline.cli import cli
+from pipeline.overlay import render_overlay
+from pipeline.overlay._draw import CHARACTER_BOX, ROOT
+from tests.pipeline.demo_session import labelled_demo_session
+
+
+def _decode(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(round(f.pts * stream.time_base * 1000), f.to_ndarray(format="rgb24"))
+                for f in container.decode(stream)]
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    path, frames = labelled_demo_session(tmp_path_factory.mktemp("overlay"))
+    return path, frames
+
+
+def test_overlay_draws_root_point_and_boxes_where_the_labels_say(session, tmp_path):
+    path, frames = session
+    result = render_overlay(path, tmp_path / "out.mp4")
+    labels = pq.read_table(path / "labels.parquet").to_pylist()
+    decoded = _decode(result.path)
+    source_pts = Session.open(path).read_frames()["pts_us"].to_pylist()
+    assert result.frames == len(labels) == len(decoded) == len(source_pts)
+    assert [pts for pts, _ in decoded] == [p // 1000 for p in source_pts]
+    for (_, image), row, frame in zip(decoded, labels, frames, strict=True):
+        u, v = row["root_px"]
+        # the labels' root pixel is where the game drew its root marker
+        assert (u, v) == pytest.approx(frame.root_px, abs=0.01)
+        centre = image[int(v), int(u)].astype(int)
+        assert np.abs(centre - ROOT).max() < 40
+        character = next(o for o in row["objects"] if o["kind"] == "character")
+        x0, y0, x1, _ = character["box_xyxy"]
+        mid_top = image[round(y0 - 0.5), round((x0 + x1) / 2)].astype(int)
+        assert np.abs(mid_top - CHARACTER_BOX).max() < 60
+
+
+def test_render_command_writes_into_the_session(session):
+    path, _ = session
+    run = CliRunner().invoke(cli, ["render", str(path)])
+    assert run.exit_code == 0, run.output
+    assert "8 frames" in run.output
+    assert len(_decode(path / "overlay.mp4")) == 8
+
+
+def test_render_without_labels_names_the_command(tmp_path):
+    from capture import SessionWriter
+
+    writer = SessionWriter.create(tmp_path, "bare")
+    writer.finalize()
+    run = CliRunner().invoke(cli, ["render", str(writer.path), "--out", str(tmp_path / "o.mp4")])
+    assert run.exit_code != 0
+    assert "stpe labels" in str(run.exception)
+    assert not (tmp_path / "o.mp4").exists()
