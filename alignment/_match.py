@@ -108,19 +108,22 @@ def content_times(grab_ns: np.ndarray, latency_ns: float,
     render interval centres the frame on the sample it shows, so the nearest sample is the
     one on screen even when the frame rate varies."""
     upper = np.asarray(grab_ns, np.float64) - latency_ns
-    host = np.sort(np.asarray(sample_host_ns, np.float64))
+    host = np.asarray(sample_host_ns, np.float64)
     if host.size < 2:
         return upper
+    if not bool(np.all(host[1:] >= host[:-1])):
+        host = np.sort(host)
     step = _intervals(host)
     # a frame grabbed at (numerically) the render time itself shows that sample
-    slack = 1e-4 * float(np.median(step))
+    slack = 1e-4 * (host[-1] - host[0]) / (host.size - 1)
     k = np.clip(np.searchsorted(host, upper + slack, side="right") - 1, 0, host.size - 1)
-    previous = np.r_[step[0], step[:-1]][k]
-    margin = 1e-3 * step[k]
-    centred = upper - step[k] / 2
+    step_k, previous = step[k], step[np.maximum(k - 1, 0)]
+    half = step_k / 2
+    centred = upper - half
+    low = host[k] - previous / 2 + 1e-3 * step_k
+    high = host[k] + half - 1e-3 * step_k
     inside = (upper >= host[0]) & (upper < host[-1] + step[-1])
-    return np.where(inside, np.clip(centred, host[k] - previous / 2 + margin,
-                                    host[k] + step[k] / 2 - margin), centred)
+    return np.where(inside, np.clip(centred, low, high), centred)
 
 
 def unwrap_payload(payload: np.ndarray, expected_seq: np.ndarray, bits: int = 24) -> np.ndarray:
