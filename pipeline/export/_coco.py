@@ -22,24 +22,26 @@ logger = logging.getLogger(__name__)
 
 
 def segment_masks(data: SessionData) -> dict[tuple[int, str], dict[str, Any]]:
-    """{(frame_index, object id): RLE} from `annotations/segment/*.parquet`, read defensively:
-    rows need `frame_index`, an object id (`object_id` or `entity_id`) and an RLE
-    (`rle` or `segmentation`: {size, counts})."""
+    """{(frame_index, entity id): RLE} from the segment stage's shards
+    (`annotations/segment/shard-*.parquet`, docs/annotations.md): only masks anchored to a
+    true entity; when several masks claim one entity in a frame, the best-scoring wins."""
     out: dict[tuple[int, str], dict[str, Any]] = {}
+    best: dict[tuple[int, str], float] = {}
     folder = data.session.file("annotations") / "segment"
     for path in sorted(folder.glob("shard-*.parquet")):
         try:
-            rows = pq.read_table(path).to_pylist()
-        except (pa.ArrowException, OSError) as exc:
+            rows = pq.read_table(path, columns=["frame_index", "entity_id", "score",
+                                                "mask_size", "mask_counts"]).to_pylist()
+        except (pa.ArrowException, OSError, KeyError) as exc:
             logger.warning("skipping unreadable mask file %s: %s", path, exc)
             continue
         for row in rows:
-            rle = row.get("rle") or row.get("segmentation")
-            obj = row.get("object_id") or row.get("entity_id")
-            if (isinstance(rle, dict) and {"size", "counts"} <= set(rle) and obj is not None
-                    and isinstance(row.get("frame_index"), int)):
-                out[(row["frame_index"], str(obj))] = {"size": list(rle["size"]),
-                                                       "counts": rle["counts"]}
+            if row["entity_id"] is None:
+                continue
+            key_ = (row["frame_index"], row["entity_id"])
+            if row["score"] > best.get(key_, -1.0):
+                best[key_] = row["score"]
+                out[key_] = {"size": list(row["mask_size"]), "counts": row["mask_counts"]}
     return out
 
 

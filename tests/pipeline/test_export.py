@@ -231,3 +231,40 @@ def test_export_command(sessions, tmp_path):
                                       "--out", str(out), "--fps-cap", "15"])
     assert result.exit_code == 0, result.output
     assert "coco" in result.output and (out / "README.md").is_file()
+
+
+def test_coco_carries_the_segment_stage_masks_of_true_entities(tmp_path):
+    from capture import SessionWriter
+    from pipeline.annotate._rle import rle_decode, rle_encode
+
+    path = _labelled(tmp_path, "masked", 0.0)
+    first = read_labels(Session.open(path))["objects"][0].as_py()
+    target = next(o for o in first if o["on_screen"])
+    mask = np.zeros((SIZE[1], SIZE[0]), bool)
+    x0, y0, x1, y1 = (int(v) for v in target["box_xyxy"])
+    mask[y0:y1, x0:x1] = True
+    rle = rle_encode(mask)
+    row = {"frame_index": 0, "prompt": target["name"], "entity_id": target["id"],
+           "mask_size": rle["size"], "mask_counts": rle["counts"]}
+    worse = rle_encode(~mask)["counts"]
+    rows = [{**row, "score": 0.9}, {**row, "score": 0.2, "mask_counts": worse},
+            {**row, "score": 0.99, "entity_id": None}]
+    writer = SessionWriter.reopen(path)
+    writer.write_output("annotations/segment/shard-00000.parquet", _parquet(rows))
+    writer.close()
+
+    export_sessions([path], "coco", tmp_path / "coco")
+    coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    masked = [a for a in coco["annotations"] if "segmentation" in a]
+    assert [(a["image_id"], a["object_id"]) for a in masked] == [(1, target["id"])]
+    np.testing.assert_array_equal(rle_decode(masked[0]["segmentation"]), mask)
+
+
+def _parquet(rows):
+    import io
+
+    import pyarrow as pa
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buffer)
+    return buffer.getvalue()
