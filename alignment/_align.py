@@ -173,9 +173,13 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
 
 
 def read_aligned(session: Session | Path | str) -> pa.Table:
-    """The session's aligned.parquet as a table."""
+    """The session's aligned.parquet as a table; a clear error when missing or unreadable."""
     root = session.path if isinstance(session, Session) else Path(session)
     path = root / ALIGNED
     if not path.is_file():
         raise AlignmentError(f"{root} has no {ALIGNED}; run `stpe align {root}` first")
-    return pq.read_table(path)
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise AlignmentError(f"{path} is not a readable parquet file ({exc}); re-create it "
+                             f"with `stpe align {root}`") from None

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from alignment import AlignmentError, read_aligned
 from capture import Session
 from capture._layout import ALIGNED
 from pipeline._errors import PipelineError
@@ -29,14 +29,10 @@ REQUIRED = ("frame_index", "t", "seq", "residual_ms", "method", "frame_width", "
 def read_aligned_table(session: Session) -> pa.Table:
     """`<session>/aligned.parquet`, checked for the columns the labels need."""
     path = session.path / ALIGNED
-    if not path.is_file():
-        raise PipelineError(f"{session.path} has no {ALIGNED}; run `stpe align "
-                            f"{session.path}` first")
     try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise PipelineError(f"{path} is not a readable parquet file ({exc}); "
-                            f"re-create it with `stpe align {session.path}`") from None
+        table = read_aligned(session)
+    except AlignmentError as exc:
+        raise PipelineError(str(exc)) from None
     missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
         raise PipelineError(f"{path} lacks columns {missing} (expected the aligned-table "
