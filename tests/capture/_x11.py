@@ -79,8 +79,12 @@ class Painter:
 
     def __init__(self, display: str) -> None:
         self._x = _libx11()
-        self._display = self._x.XOpenDisplay(display.encode())
-        if not self._display:
+        for attempt in range(5):  # a loaded machine's X server can be slow to accept
+            self._display = self._x.XOpenDisplay(display.encode())
+            if self._display:
+                break
+            time.sleep(0.2 * (attempt + 1))
+        else:
             raise RuntimeError(f"cannot open X display {display}")
         self._root = self._x.XDefaultRootWindow(self._display)
         self._gc = self._x.XDefaultGC(self._display, 0)

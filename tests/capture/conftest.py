@@ -19,9 +19,15 @@ def xvfb():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def painter(xvfb):
+    """One X connection that paints the virtual screen, shared by every test."""
+    with Painter(xvfb.display) as session_painter:
+        yield session_painter
+
+
 @pytest.fixture
-def display(xvfb, monkeypatch):
-    """DISPLAY set to the virtual screen for one test; yields a painter for it."""
+def display(xvfb, painter, monkeypatch):
+    """DISPLAY set to the virtual screen for one test; yields the painter for it."""
     monkeypatch.setenv("DISPLAY", xvfb.display)
-    with Painter(xvfb.display) as painter:
-        yield painter
+    return painter
