@@ -26,7 +26,7 @@ from pipeline.demo._world import TICK_HZ, CharacterState, initial_state, step
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_VIEWPORT = (640, 360)
+DEFAULT_VIEWPORT = (1280, 720)  # Roblox Studio's usual viewport, as the plugin reports it
 DEFAULT_LATENCY_S = 0.05
 
 

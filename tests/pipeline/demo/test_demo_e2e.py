@@ -1,0 +1,90 @@
+"""THE integration test: `stpe demo --seconds 5` under Xvfb, checked against the game's log."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from capture import Session
+from pipeline.cli import cli
+from pipeline.demo import read_truth, visible_seqs
+from tests.pipeline.demo.test_raster import marker_centroid
+
+pytestmark = [pytest.mark.slow, pytest.mark.x11,
+              pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed")]
+FPS = 30
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DISPLAY", raising=False)  # the demo starts (and stops) its own Xvfb
+        run = CliRunner().invoke(cli, ["demo", "--out", str(out), "--seconds", "5",
+                                       "--fps", str(FPS)])
+    assert run.exit_code == 0, (run.output, run.exception)
+    (session,) = (out / "sessions").iterdir()
+    return out, Session.open(session), run.output
+
+
+def test_frames_are_recorded_at_the_target_rate(demo):
+    _, session, output = demo
+    grabs = session.read_frames()["grab_start_ns"].to_numpy()
+    rate = (len(grabs) - 1) / ((grabs[-1] - grabs[0]) / 1e9)
+    assert rate >= 0.95 * FPS
+    assert "stpe demo" in output and "timecode" in output
+
+
+def test_every_timecode_frame_is_aligned_to_the_sample_on_screen(demo):
+    out, session, _ = demo
+    shown = read_truth(out / "truth.jsonl")
+    aligned = pq.read_table(session.file("aligned")).to_pylist()
+    frames = {r["index"]: r for r in session.read_frames().to_pylist()}
+    during_play = [r for r in aligned
+                   if shown[0].shown_end_ns <= r["grab_start_ns"] <= shown[-1].shown_begin_ns]
+    timecode = [r for r in during_play if r["method"] == "timecode"]
+    assert len(timecode) >= 0.95 * len(during_play)
+    for row in timecode:
+        grab = frames[row["frame_index"]]
+        assert row["seq"] in visible_seqs(shown, grab["grab_start_ns"], grab["grab_end_ns"])
+
+
+def test_projected_root_is_within_a_pixel_of_the_drawn_marker(demo):
+    _, session, _ = demo
+    labels = {r["frame_index"]: r for r in pq.read_table(session.file("labels")).to_pylist()}
+    errors = []
+    for frame in session.iter_frames():
+        row = labels.get(frame.index)
+        if row is None or row["method"] != "timecode" or row["root_px"] is None:
+            continue
+        found = marker_centroid(frame.image[..., ::-1])  # BGR order, as the game drew it
+        errors.append(np.hypot(found[0] - row["root_px"][0], found[1] - row["root_px"][1]))
+    assert len(errors) >= 100
+    assert max(errors) <= 1.0
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_exports_and_overlay_load(demo):
+    import datasets
+    import webdataset as wds
+
+    out, session, _ = demo
+    labelled = pq.read_table(session.file("labels")).num_rows
+    shards = sorted(str(p) for p in (out / "webdataset").glob("shard-*.tar"))
+    samples = list(wds.WebDataset(shards, shardshuffle=False).decode("rgb"))
+    assert 0 < len(samples) <= labelled
+    assert samples[0]["jpg"].shape == (720, 1280, 3)
+    info = json.loads((out / "lerobot" / "meta" / "info.json").read_text())
+    data = datasets.load_dataset("parquet", split="train", data_files=sorted(
+        str(p) for p in (out / "lerobot" / "data").rglob("*.parquet")))
+    assert len(data) == info["total_frames"] == len(samples)
+    with av.open(str(out / "overlay.mp4")) as container:
+        overlay_frames = sum(1 for _ in container.decode(video=0))
+    assert overlay_frames == session.read_frames().num_rows
