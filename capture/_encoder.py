@@ -56,14 +56,15 @@ class EncoderProcess:
                    str(width), str(height), str(path), repr(fps_hint), str(crf), preset]
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, start_new_session=True)
+        self._closed = False
         ready = _read_exact(self._process.stdout, _MESSAGE.size)
         if ready is None or _MESSAGE.unpack(ready)[0] != _READY:
-            error = self._process.stderr.read().decode(errors="replace").strip()
-            self._process.wait()
-            self._release()
-            raise RecorderError(f"the encoder process could not start: "
-                                f"{error.splitlines()[-1] if error else 'no message'}")
-        self._closed = False
+            self.close()
+            try:
+                self.wait()
+            except RecorderError as exc:
+                raise RecorderError(str(exc).replace("failed", "could not start", 1)) from None
+            raise RecorderError("the encoder process could not start: it exited silently")
 
     @staticmethod
     def _fit(slots: int, frame_bytes: int) -> int:
@@ -95,16 +96,17 @@ class EncoderProcess:
             yield _MESSAGE.unpack(data)
 
     def close(self) -> None:
-        """Let the child finish the queued frames and close the video; raises RecorderError
-        if it failed. Call after `acks()` is exhausted or from the thread reading it."""
+        """Close the child's input: it encodes what it was given, closes the video and
+        exits. Safe to call twice; `wait()` then reports how it ended."""
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(BrokenPipeError):
+        with contextlib.suppress(BrokenPipeError, OSError):
             self._process.stdin.close()
 
     def wait(self) -> None:
         """Wait for the child to exit and free the shared memory; RecorderError on failure."""
+        self.close()
         code = self._process.wait()
         error = self._process.stderr.read().decode(errors="replace").strip()
         self._process.stdout.close()
@@ -142,6 +144,8 @@ def _serve(args: list[str]) -> None:
     frames = np.ndarray(shape, np.uint8, shm.buf)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     parent_gone = False
+    with open(path, "ab"):  # fail now, not at the first frame, if the video cannot be written
+        pass
     try:
         with VideoWriter(Path(path), shape[2], shape[1], fps_hint=float(fps), crf=int(crf),
                          preset=preset) as video:

@@ -136,7 +136,6 @@ class ScreenRecorder:
         self._region_given = region is not None
         self._crf, self._preset = crf, preset
         self._slots = max(4, math.ceil(self._fps * QUEUE_SECONDS))
-        self._encoder: EncoderProcess | None = None
         self._free: deque[int] = deque()  # encoder slots that may be written
         self._pending: dict[int, _Grab] = {}  # slot -> the grab it holds, until encoded
         self._stop = threading.Event()
@@ -177,11 +176,16 @@ class ScreenRecorder:
         self._region = region
         monitor = None if self._region_given else (1 if self._monitor is None else self._monitor)
         settings = CaptureSettings(fps=self._fps, region=region, crf=self._crf, monitor=monitor)
-        self._writer.update_manifest(capture=settings)
-        self._encoder = encoder
+        try:
+            self._writer.update_manifest(capture=settings)
+            self._writer.append_event("recorder_start", fps=self._fps,
+                                      region=region.model_dump(), queue=encoder.slots)
+        except BaseException:
+            screen.close()
+            encoder.close()
+            encoder.wait()
+            raise
         self._free.extend(range(encoder.slots))
-        self._writer.append_event("recorder_start", fps=self._fps,
-                                  region=region.model_dump(), queue=encoder.slots)
         self._started_ns = time.perf_counter_ns()
         self._threads = [
             threading.Thread(target=self._run_capture, args=(screen, region, encoder),

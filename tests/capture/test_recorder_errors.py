@@ -101,3 +101,13 @@ def test_a_starved_grab_thread_counts_missed_ticks_and_never_retimes(display, tm
     since_first = np.array([r["grab_start_ns"] - table[0]["grab_start_ns"] for r in table])
     assert np.all(since_first >= ticks * period_ns - 1e6)  # never earlier than its tick
     assert np.all(np.diff(since_first) > 0)
+
+
+def test_an_encoder_that_cannot_open_the_video_fails_start(display, tmp_path):
+    writer = SessionWriter.create(tmp_path, "s")
+    (writer.path / VIDEO).mkdir()  # the encoder cannot create its file
+    with pytest.raises(RecorderError, match=r"encoder process could not start.*Is a directory"):
+        ScreenRecorder(writer).start()
+    session = Session.open(tmp_path / "s")
+    assert session.manifest.capture is None
+    assert [e["kind"] for e in session.events()] == ["start"]
