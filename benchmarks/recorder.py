@@ -2,13 +2,13 @@
 
 For each setting (1280x720 at 60 fps, 1920x1080 at 30 fps) the script starts Xvfb with a
 moving pattern painted by a separate process, then records it for the same duration with
-  - ours: capture.ScreenRecorder (mss grabs paced in this process, x264 veryfast crf 18 in
-    an encoder process fed through shared memory),
+  - ours: capture.ScreenRecorder (mss grabs paced on one thread, x264 veryfast crf 18 on
+    an encoder thread behind a bounded queue),
   - ffmpeg: Debian's ffmpeg, -f x11grab, libx264 veryfast crf 18, zerolatency like ours,
     `-enc_time_base -1` so that its file keeps its real grab times (by default it rounds
     them to the 1/fps grid, which would hide its jitter),
-  - thread encoder: our pacing and grabs with the encoder on a thread of this process
-    (the design alternative to the encoder process),
+  - process encoder: our pacing and grabs with the encoder in a child process fed through
+    shared memory (the design alternative to the encoder thread),
   - grab only: our pacing and grabs with no encoding at all (the floor for any design),
 in rotating order for --rounds rounds, and prints each metric's median: achieved fps,
 drops, grab-interval jitter and CPU, with the ratios ours / ffmpeg.
@@ -16,7 +16,7 @@ drops, grab-interval jitter and CPU, with the ratios ours / ffmpeg.
 Every file is measured the same way, from its stored timestamps (whole milliseconds):
 drops = ticks the span should hold - frames; jitter = interval - 1/fps over intervals with
 no skipped tick (std, and p99 of its magnitude). Ours is also shown from its nanosecond grab
-times. CPU = CPU time of the process (and its encoder child) / wall time (1.0 = one core).
+times. CPU = CPU time of the process (and any encoder child) / wall time (1.0 = one core).
 
     python benchmarks/recorder.py [--seconds 10] [--rounds 3]
 """
@@ -24,9 +24,8 @@ times. CPU = CPU time of the process (and its encoder child) / wall time (1.0 = 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import multiprocessing
 import os
-import queue
 import resource
 import subprocess
 import sys
@@ -34,6 +33,8 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing import shared_memory
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import av
@@ -154,26 +155,42 @@ def run_grab_only(display: str, size: tuple[int, int], fps: float, seconds: floa
     return _from_times("grab only", np.array(starts, np.float64) / 1e9, fps, cpu)
 
 
-def run_thread_encoder(display: str, work: Path, size: tuple[int, int], fps: float,
-                       seconds: float) -> Result:
-    """Our pacing and grabs with the encoder on a thread of the same process behind a
-    bounded queue: the design alternative to the encoder process."""
+def _encode_worker(path: str, size: tuple[int, int], fps: float, shm_name: str, slots: int,
+                   conn: Connection) -> None:
+    """Child process: encode frames from shared-memory slots, hand each slot back."""
+    shm = shared_memory.SharedMemory(name=shm_name)
+    frames = np.ndarray((slots, size[1], size[0], 4), np.uint8, shm.buf)
+    with VideoWriter(Path(path), size[0], size[1], fps_hint=fps, crf=CRF,
+                     preset=PRESET) as video:
+        conn.send("ready")
+        while (message := conn.recv()) is not None:
+            slot, pts_us = message
+            video.write(frames[slot], pts_us)
+            conn.send(slot)
+    del frames
+    shm.close()
+
+
+def run_process_encoder(display: str, work: Path, size: tuple[int, int], fps: float,
+                        seconds: float) -> Result:
+    """Our pacing and grabs with the encoder in a child process fed through a ring of
+    shared-memory slots (same queue length): the design alternative to the thread."""
     import mss
 
-    period, stop = 1e9 / fps, threading.Event()
-    frames: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(
-        maxsize=max(4, int(np.ceil(fps * 0.5))))
-    out = work / "thread-encoder.mkv"
-
-    def encode() -> None:
-        with VideoWriter(out, size[0], size[1], fps_hint=fps, crf=CRF, preset=PRESET) as video:
-            while (item := frames.get()) is not None:
-                video.write(*item)
-
-    encoder = threading.Thread(target=encode)
-    encoder.start()
+    slots = max(4, int(np.ceil(fps * 0.5)))
+    shm = shared_memory.SharedMemory(create=True, size=slots * size[0] * size[1] * 4)
+    frames = np.ndarray((slots, size[1], size[0], 4), np.uint8, shm.buf)
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    out = work / "process-encoder.mkv"
+    child = context.Process(target=_encode_worker,
+                            args=(str(out), size, fps, shm.name, slots, theirs))
+    child.start()
+    ours.recv()  # the child has imported everything and opened the video
+    free, period, stop = list(range(slots)), 1e9 / fps, threading.Event()
     box = {"left": 0, "top": 0, "width": size[0], "height": size[1]}
-    cpu0, wall0 = _cpu(resource.RUSAGE_SELF), time.perf_counter()
+    cpu0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
+    wall0 = time.perf_counter()
     with mss.MSS(display=display) as screen:
         t0 = time.perf_counter_ns()
         tick, first = 0, None
@@ -182,17 +199,24 @@ def run_thread_encoder(display: str, work: Path, size: tuple[int, int], fps: flo
             _sleep_until(deadline, stop)
             start = time.perf_counter_ns()
             if start - deadline <= period / 2:
-                image = np.frombuffer(screen.grab(box).raw, np.uint8).reshape(
-                    size[1], size[0], 4)
-                first = start if first is None else first
-                with contextlib.suppress(queue.Full):
-                    frames.put_nowait((image, (start - first) // 1000))
+                image = np.frombuffer(screen.grab(box).raw, np.uint8)
+                while ours.poll():
+                    free.append(ours.recv())
+                if free:
+                    slot = free.pop()
+                    frames[slot].reshape(-1)[:] = image
+                    first = start if first is None else first
+                    ours.send((slot, (start - first) // 1000))
             tick = max(tick + 1, int(np.ceil((time.perf_counter_ns() - t0 - period / 2)
                                              / period)))
-    frames.put(None)
-    encoder.join()
-    cpu = (_cpu(resource.RUSAGE_SELF) - cpu0) / (time.perf_counter() - wall0)
-    return _from_times("thread encoder", _file_times(out), fps, cpu)
+    ours.send(None)
+    child.join()
+    cpu = (_cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu0) / (
+        time.perf_counter() - wall0)
+    del frames
+    shm.close()
+    shm.unlink()
+    return _from_times("process encoder", _file_times(out), fps, cpu)
 
 
 def animate(display: str, width: int, height: int) -> None:
@@ -250,7 +274,7 @@ def main() -> None:
         contenders = [
             lambda work, s=setting: list(run_ours(s[0], work, *s[1:])),
             lambda work, s=setting: [run_ffmpeg(s[0], work, *s[1:])],
-            lambda work, s=setting: [run_thread_encoder(s[0], work, *s[1:])],
+            lambda work, s=setting: [run_process_encoder(s[0], work, *s[1:])],
             lambda work, s=setting: [run_grab_only(*s)],
         ]
         results: dict[str, list[Result]] = {}

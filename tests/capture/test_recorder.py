@@ -54,7 +54,7 @@ def test_frames_show_what_was_on_screen_at_their_grab_time(display, tmp_path):
     assert video_start is not None and video_start.host_mono_ns == table[0]["grab_start_ns"]
     true_us = (starts - video_start.host_mono_ns) / 1000
     decoded_us = np.array([f.pts_us for f in frames])
-    assert np.abs(decoded_us - true_us).max() <= 500  # stored pts: the grab time in whole ms
+    assert np.abs(decoded_us - true_us).max() <= 501  # the grab time in whole ms (+1 us floor)
     ticks = len(table) + sum(r["dropped_before"] for r in table)
     assert sum(r["dropped_before"] for r in table) == stats.dropped
     duration_ticks = (starts[-1] - starts[0]) * 30 / 1e9 + 1

@@ -103,10 +103,10 @@ def test_a_starved_grab_thread_counts_missed_ticks_and_never_retimes(display, tm
     assert np.all(np.diff(since_first) > 0)
 
 
-def test_an_encoder_that_cannot_open_the_video_fails_start(display, tmp_path):
+def test_an_unwritable_video_fails_start(display, tmp_path):
     writer = SessionWriter.create(tmp_path, "s")
-    (writer.path / VIDEO).mkdir()  # the encoder cannot create its file
-    with pytest.raises(RecorderError, match=r"encoder process could not start.*Is a directory"):
+    (writer.path / VIDEO).mkdir()  # the video cannot be created
+    with pytest.raises(RecorderError, match=r"cannot write the video .*Is a directory"):
         ScreenRecorder(writer).start()
     session = Session.open(tmp_path / "s")
     assert session.manifest.capture is None
