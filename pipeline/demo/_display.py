@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -92,6 +93,11 @@ class GameWindow:
         self._open = False
 
     def open(self) -> GameWindow:
+        modules = list(sys.modules)
+        if "av" in modules and modules.index("av") < modules.index("cv2"):
+            raise PipelineError("PyAV was imported before OpenCV in this process, so OpenCV's "
+                                "window would never open (both bundle libxcb); open the window "
+                                "in a process that imports cv2 first, as `stpe demo` does")
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as exc:

@@ -3,8 +3,11 @@ each carrying the timecode of the sample submitted for it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import mss
@@ -35,12 +38,12 @@ def test_virtual_display_sets_and_restores_display(monkeypatch):
     assert "DISPLAY" not in os.environ
 
 
-def test_game_shows_each_sample_after_the_latency(monkeypatch):
-    monkeypatch.delenv("DISPLAY", raising=False)
+def _play_in_a_window() -> None:
+    """Run in a fresh interpreter that loaded cv2 before av (see pipeline.demo._game_process):
+    play one second in a window, grab the screen after a few shows, print the results."""
     samples, grabs = [], []
-    with VirtualDisplay(640, 480), GameWindow(VIEWPORT) as window, mss.MSS() as screen:
+    with GameWindow(VIEWPORT) as window, mss.MSS() as screen:
         region = window.region()
-        assert (region.width, region.height) == VIEWPORT
         box = {"left": region.left, "top": region.top, "width": region.width,
                "height": region.height}
 
@@ -49,11 +52,26 @@ def test_game_shows_each_sample_after_the_latency(monkeypatch):
             if len(grabs) < 8:  # grab right after a few shows: what the recorder would see
                 start = time.perf_counter_ns()
                 pixels = np.array(screen.grab(box))[..., :3]
-                grabs.append((start, time.perf_counter_ns(), pixels))
+                grabs.append((start, time.perf_counter_ns(), _decode(pixels)))
 
         game = DemoGame(viewport=VIEWPORT, latency_s=0.03)
         shown = game.play(1.0, show=show, submit=samples.append,
                           clock=lambda ns: 50.0 + ns / 1e9)
+    print(json.dumps({"region": [region.width, region.height], "samples": samples,
+                      "shown": [f.__dict__ for f in shown], "grabs": grabs}))
+
+
+def test_game_shows_each_sample_after_the_latency(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    with VirtualDisplay(640, 480):
+        run = subprocess.run([sys.executable, "-c", "import cv2; from tests.pipeline.demo."
+                              "test_player import _play_in_a_window as p; p()"],
+                             capture_output=True, text=True, timeout=60, check=True)
+    result = json.loads(run.stdout.splitlines()[-1])
+    samples = result["samples"]
+    shown = [ShownFrame(**{**f, "root_px": f["root_px"] and tuple(f["root_px"])})
+             for f in result["shown"]]
+    assert result["region"] == list(VIEWPORT)
     assert [s["seq"] for s in samples] == list(range(len(samples)))
     assert [f.seq for f in shown] == [s["seq"] for s in samples]
     assert len(samples) >= 30  # the loop holds most of its 60 Hz on a busy machine
@@ -62,8 +80,8 @@ def test_game_shows_each_sample_after_the_latency(monkeypatch):
     for frame, sample in zip(shown, samples, strict=True):
         assert frame.client_t == sample["t"]
         assert frame.shown_begin_ns - frame.step_ns >= 0.03e9  # never shown early
-    for start, end, pixels in grabs:
-        seq = _decode(pixels)
+    assert len(result["grabs"]) == 8
+    for start, end, seq in result["grabs"]:
         assert seq is not None
         assert seq in visible_seqs(shown, start, end)
 
