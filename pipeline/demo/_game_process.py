@@ -29,7 +29,7 @@ def _say(message: dict) -> None:
 
 
 def main() -> None:
-    """config: viewport [w, h], latency_s, seconds, clock_offset_s, truth (path)."""
+    """config: viewport [w, h], latency_s, render_hz, seconds, clock_offset_s, truth (path)."""
     from capture._simplugin import SimulatedPlugin
     from pipeline.demo._display import GameWindow
     from pipeline.demo._player import DemoGame
@@ -44,7 +44,8 @@ def main() -> None:
         if not line.strip():
             return  # the parent gave up before starting
         url = json.loads(line)["url"]
-        game = DemoGame(viewport=viewport, latency_s=config["latency_s"])
+        game = DemoGame(viewport=viewport, latency_s=config["latency_s"],
+                        render_hz=config["render_hz"])
         with SimulatedPlugin(url, clock_offset_s=config["clock_offset_s"]) as plugin:
             shown = game.play(config["seconds"], show=window.show, submit=plugin.submit,
                               clock=plugin.clock.at)

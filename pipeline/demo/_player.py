@@ -65,9 +65,12 @@ class DemoGame:
     maps host_mono ns to the plugin's client seconds (`os.clock()`)."""
 
     def __init__(self, *, viewport: tuple[int, int] = DEFAULT_VIEWPORT,
-                 latency_s: float = DEFAULT_LATENCY_S, timecode_cell: int = DEFAULT_CELL) -> None:
-        if latency_s < 0:
-            raise ValueError(f"display latency must be >= 0 s, got {latency_s}")
+                 latency_s: float = DEFAULT_LATENCY_S, timecode_cell: int = DEFAULT_CELL,
+                 render_hz: float = TICK_HZ) -> None:
+        if latency_s < 0 or not 0 < render_hz <= TICK_HZ:
+            raise ValueError(f"need display latency >= 0 s and 0 < render rate <= {TICK_HZ} Hz, "
+                             f"got {latency_s} s and {render_hz} Hz")
+        self.render_period_ns = round(1e9 / render_hz)
         self.viewport = viewport
         self.latency_ns = round(latency_s * 1e9)
         self.timecode_cell = timecode_cell
@@ -110,7 +113,8 @@ class DemoGame:
                 "seq": seq, "tick": state.tick, "step_ns": step_ns, "client_t": client_t,
                 "root_px": rendered.root_px, "humanoid_state": state.state}))
             seq, previous_ns = seq + 1, step_ns
-            next_ns = start_ns + (state.tick + 1) * period_ns
+            next_ns = max(next_ns + self.render_period_ns,
+                          start_ns + (state.tick + 1) * period_ns)
         self.last_state = state
         logger.info("demo game: %d frames in %.1f s, %d physics ticks", seq, seconds, state.tick)
         return shown

@@ -44,6 +44,7 @@ class DemoOptions:
     viewport: tuple[int, int] = DEFAULT_VIEWPORT
     latency_s: float = DEFAULT_LATENCY_S
     clock_offset_s: float = CLOCK_OFFSET_S
+    render_hz: float = 30.0  # game frames per second (physics runs at 60 Hz regardless)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ def record_demo(options: DemoOptions) -> tuple[Path, Any, list[ShownFrame]]:
     width, height = options.viewport
     truth = Path(options.out) / TRUTH
     config = {"viewport": list(options.viewport), "latency_s": options.latency_s,
+              "render_hz": options.render_hz,
               "seconds": options.seconds, "clock_offset_s": options.clock_offset_s,
               "truth": str(truth)}
     with VirtualDisplay(max(1024, width + 64), max(768, height + 64)), \
