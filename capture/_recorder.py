@@ -7,9 +7,9 @@ skips the ticks it missed and counts them as dropped (`FrameRecord.dropped_befor
 frame is ever re-timed. Encoding runs on its own thread behind a bounded queue (PyAV
 releases the GIL while it converts and encodes, and the grab is handed over without a
 copy), so a slow encoder costs counted drops, never a stalled capture clock. On two cores
-this measured better than an encoder process fed through shared memory (fewer drops, less
-CPU, the same jitter; see benchmarks/recorder.py). The encoder thread also does all the
-session writes.
+an encoder process fed through shared memory measured no fewer drops and no less jitter,
+for about 0.1 core more CPU (benchmarks/recorder.py runs both), so the thread stays. The
+encoder thread also does all the session writes.
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ def test_stpe_record_killed_with_sigkill_is_recovered(display, xvfb, tmp_path):
     assert result.exit_code == 0, result.output
     session = Session.open(path)
     assert session.manifest.status == "recovered"
-    assert acknowledged >= 60
+    assert acknowledged >= 45  # of 90 samples submitted
     seqs = {r["seq"] for r in session.state_records()}
     assert set(range(acknowledged + 1)) <= seqs
     frames = list(session.iter_frames())
