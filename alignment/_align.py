@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +58,15 @@ def _video_size(video: Path) -> tuple[int, int]:
 
 
 def _viewport(session: Session, state: pa.Table) -> tuple[float, float]:
+    """The viewport the camera was sampled with (the most common one), else the one the
+    plugin announced at hello; the samples are the truth when the two differ."""
+    values = [tuple(v) for v in state.column("camera.viewport").to_pylist() if v is not None]
+    if values:
+        width, height = Counter(values).most_common(1)[0][0]
+        return float(width), float(height)
     if session.manifest.plugin is not None:
         return tuple(session.manifest.plugin.viewport)  # type: ignore[return-value]
-    values = [v for v in state.column("camera.viewport").to_pylist() if v is not None]
-    return (float(values[0][0]), float(values[0][1])) if values else (0.0, 0.0)
+    return (0.0, 0.0)
 
 
 def _frame_columns(frames: pa.Table, content_ns: np.ndarray, origin: int, m: Matching,

@@ -66,7 +66,8 @@ class SimulatedPlugin:
                  buffer_limit: int = 4096, max_batch: int = MAX_SAMPLES_PER_BATCH,
                  clock_offset_s: float = 100.0, clock_drift_ppm: float = 0.0,
                  probe_every: int = 5, compress: bool = False, timeout_s: float = 5.0,
-                 session: str | None = None) -> None:
+                 session: str | None = None,
+                 viewport: tuple[float, float] = VIEWPORT) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme != "http" or not parsed.hostname:
             raise PluginError(f"receiver url {url!r} is not an http:// url; "
@@ -84,6 +85,7 @@ class SimulatedPlugin:
         self._compress = compress
         self._timeout = timeout_s
         self._wanted_session = session
+        self._viewport = viewport
         self.clock = ClientClock(time.perf_counter_ns(), clock_offset_s, clock_drift_ppm)
         self._lock = threading.Lock()
         self._buffer: collections.deque[dict[str, Any]] = collections.deque()
@@ -164,7 +166,7 @@ class SimulatedPlugin:
             raise PluginError("the simulated plugin is already started")
         hello = {"schema": HELLO_SCHEMA, "plugin_version": f"sim-{tool_version()}",
                  "place_name": "Simulated place", "datamodel": "simulated",
-                 "viewport": list(VIEWPORT), "client_clock": self.clock.now(),
+                 "viewport": list(self._viewport), "client_clock": self.clock.now(),
                  "wall_ms": time.time_ns() // 1_000_000, "session": self._wanted_session}
         try:
             reply = self._call("/v1/hello", hello)

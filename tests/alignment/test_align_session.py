@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 
 from alignment import AlignmentError, align_session, read_aligned, simulate_capture
-from capture import Session
+from capture import Session, SessionWriter
 from tests.alignment._sessions import VIEWPORT, write_session
 
 FRAME_COLUMNS = [
@@ -112,3 +112,16 @@ def test_session_without_frames_is_refused(tmp_path):
         align_session(path)
     assert not (path / "aligned.parquet").exists()
     assert not (path / "alignment.json").exists()
+
+
+def test_the_sampled_viewport_wins_over_the_one_announced_at_hello(tmp_path):
+    sim = simulate_capture(2.0, latency_ms=20.0, seed=9)
+    path = write_session(sim, tmp_path)
+    writer = SessionWriter.reopen(path)
+    plugin = writer.manifest.plugin.model_copy(update={"viewport": (1920.0, 1080.0)})
+    writer.update_manifest(plugin=plugin)
+    writer.close()
+    report = align_session(path, latency_ms=20.0)
+    assert report.viewport == pytest.approx(VIEWPORT)
+    assert report.capture_scale == pytest.approx((1.0, 1.0))
+    assert report.capture_offset == pytest.approx((0.0, 0.0))
