@@ -21,10 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from capture import _layout as layout
 from capture._errors import SessionError
-from capture._layout import ClockAnchor
+from capture._layout import (
+    ClockAnchor,
+    EventRecord,
+    FileModel,
+    FrameRecord,
+    StateRecord,
+    SyncRecord,
+)
 from capture._store import Session, SessionWriter, read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -32,7 +40,8 @@ logger = logging.getLogger(__name__)
 DAMAGED_VIDEO = "video.damaged.mkv"
 LOST_FRAMES = "frames.lost.jsonl"
 TORN_SUFFIX = ".torn"
-_LOGS = (layout.STATE, layout.SYNC, layout.EVENTS, layout.FRAMES)
+_LOGS: dict[str, type[FileModel]] = {layout.STATE: StateRecord, layout.SYNC: SyncRecord,
+                                     layout.EVENTS: EventRecord, layout.FRAMES: FrameRecord}
 
 
 @dataclass(frozen=True)
@@ -69,18 +78,18 @@ def _recorder_alive(pid: int) -> bool:
     return b"stpe" in command or b"pipeline" in command
 
 
-def _trim(writer: SessionWriter, name: str) -> tuple[int, bool]:
-    """Move the lines of log `name` that are not whole JSON records (a line cut by the crash,
-    or a corrupt one) to `<name>.torn`, in order; (bytes moved, last line completed)."""
+def _trim(writer: SessionWriter, name: str, model: type[FileModel]) -> tuple[int, bool]:
+    """Move the lines of log `name` that are not whole `model` records (a line cut by the
+    crash, or a corrupt one) to `<name>.torn`, in order; (bytes moved, last completed)."""
     path = writer.path / name
     if not path.is_file():
         return 0, False
     data = path.read_bytes()
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the log ends with a newline
-    completed = bool(tail.strip()) and _is_record(tail)  # whole, only its newline is missing
+    completed = bool(tail.strip()) and _is_record(tail, model)  # only its newline is missing
     lines.append(tail)
-    whole = [not line.strip() or _is_record(line) for line in lines]
+    whole = [not line.strip() or _is_record(line, model) for line in lines]
     good = [line for line, ok in zip(lines, whole, strict=True) if ok]
     bad = [line for line, ok in zip(lines, whole, strict=True) if not ok]
     if not bad and not completed:
@@ -94,11 +103,12 @@ def _trim(writer: SessionWriter, name: str) -> tuple[int, bool]:
     return sum(len(line) for line in bad), completed
 
 
-def _is_record(line: bytes) -> bool:
+def _is_record(line: bytes, model: type[FileModel]) -> bool:
     try:
-        return isinstance(orjson.loads(line), dict)
-    except orjson.JSONDecodeError:
+        model.model_validate_json(line, strict=True)
+    except ValidationError:
         return False
+    return True
 
 
 def _remux(source: Path, target: Path) -> set[int] | None:
@@ -207,8 +217,8 @@ def repair_session(path: Path | str, *, force: bool = False) -> RepairReport:
                            "process is not recording")
     writer = SessionWriter.reopen(session.path)
     torn, completed = {}, []
-    for name in _LOGS:
-        moved, whole = _trim(writer, name)
+    for name, model in _LOGS.items():
+        moved, whole = _trim(writer, name, model)
         if moved:
             torn[name] = moved
         if whole:

@@ -109,15 +109,23 @@ def test_repair_keeps_every_byte_and_reconciles_frames_with_the_video(tmp_path):
     assert _digest(root) == after  # idempotent
 
 
-def test_corrupt_lines_inside_a_log_move_to_torn_in_order(tmp_path):
+def test_corrupt_or_hostile_lines_inside_a_log_move_to_torn_in_order(tmp_path):
     writer = _crashed_session(tmp_path, keep_video=1.0)
     events = (writer.path / EVENTS).read_bytes()
     (writer.path / EVENTS).write_bytes(events + b"\x00\xffnot json\n" + events)
+    frames = (writer.path / FRAMES).read_bytes().splitlines(keepends=True)
+    hostile = [b'{"index": "x", "pts_us": 0}', b'{"index": 3, "pts_us": -5}', b"[1, 2]",
+               b'{"index": 1e400}', b'"' + b"A" * 100_000 + b'"']
+    (writer.path / FRAMES).write_bytes(b"".join(frames[:3]) + b"\n".join(hostile) + b"\n"
+                                       + b"".join(frames[3:]))
     report = repair_session(writer.path)
     assert report.torn_bytes[EVENTS] == len(b"\x00\xffnot json")
+    assert report.torn_bytes[FRAMES] == sum(len(h) for h in hostile)
+    assert (writer.path / (FRAMES + ".torn")).read_bytes() == b"\n".join(hostile) + b"\n"
     assert report.lost_frames == () and report.frames_decodable == N_FRAMES
-    kinds = [e["kind"] for e in Session.open(writer.path).events()]
-    assert kinds == ["start", "start", "repair", "stop"]
+    session = Session.open(writer.path)
+    assert session.read_frames()["index"].to_pylist() == list(range(N_FRAMES))
+    assert [e["kind"] for e in session.events()] == ["start", "start", "repair", "stop"]
 
 
 def test_refusals_change_nothing(tmp_path):
@@ -211,3 +219,16 @@ def test_stpe_record_killed_with_sigkill_is_recovered(display, xvfb, tmp_path):
     assert len(frames) == table.num_rows > 0
     last_grab = table["grab_start_ns"].to_pylist()[frames[-1].index]
     assert killed_ns - last_grab < 1_000_000_000
+
+
+def test_stpe_repair_refuses_what_is_not_a_crashed_session(tmp_path):
+    missing = CliRunner().invoke(cli, ["repair", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    (tmp_path / "file").write_bytes(b"x")
+    a_file = CliRunner().invoke(cli, ["repair", str(tmp_path / "file")])
+    assert a_file.exit_code == 2 and "is a file" in a_file.output
+    complete = SessionWriter.create(tmp_path, "done")
+    complete.finalize()
+    result = CliRunner().invoke(cli, ["repair", str(complete.path)])
+    assert isinstance(result.exception, SessionError) and result.exception.exit_code == 2
+    assert "nothing to repair" in str(result.exception)
