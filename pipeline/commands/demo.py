@@ -30,7 +30,8 @@ def _summary(result: DemoResult, seconds: float, fps: float) -> Table:
                   f"{check.seq_correct}/{check.seq_checked}")
     error = ("-" if check.root_px_error_max is None
              else f"{check.root_px_error_max:.3f} px max over {check.root_px_checked} frames")
-    table.add_row("root pixel", f"labels vs the position in the game's log: {error}")
+    table.add_row("root pixel", f"labels vs the marker the game drew, found in the video: "
+                  f"{error}")
     events = ", ".join(f"{k} {v}" for k, v in sorted(result.label_events.items())) or "none"
     table.add_row("label events", events)
     table.add_row("session", str(result.session))

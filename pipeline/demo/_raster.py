@@ -154,6 +154,20 @@ def draw_marker(image: np.ndarray, view: View, point: np.ndarray) -> np.ndarray 
     return px
 
 
+def marker_centroid(image: np.ndarray) -> tuple[float, float] | None:
+    """Centre (pixel-centre convention) of the magenta root marker in a BGR image, or None
+    when no marker is visible. Weighted by how magenta each pixel is, so the antialiased
+    edge and video compression move it by well under a pixel."""
+    b, g, r = (image[..., i].astype(float) for i in range(3))
+    weight = np.clip((np.minimum(b, r) - g) / 255.0, 0, None)
+    weight[weight < 0.3] = 0
+    ys, xs = np.nonzero(weight)
+    if xs.size == 0:
+        return None
+    w = weight[ys, xs]
+    return float((xs * w).sum() / w.sum() + 0.5), float((ys * w).sum() / w.sum() + 0.5)
+
+
 def draw_timecode(image: np.ndarray, seq: int, cell: int) -> None:
     """Draw the timecode strip (in place) at the bottom-left corner (docs/timecode.md)."""
     strip = render_strip(seq, cell)

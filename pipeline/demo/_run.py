@@ -6,6 +6,7 @@ and check everything against the game's own log.
 <out>/
   sessions/<id>/    the recorded session (with aligned.parquet, labels.parquet)
   truth.jsonl       what the game showed and when (host_mono ns), per frame
+  check.json        the alignment and labels compared with truth.jsonl and the video
   lerobot/          LeRobot v3.0 export
   webdataset/       WebDataset shards
   overlay.mp4       the overlay video
@@ -28,7 +29,7 @@ from pipeline._errors import PipelineError
 from pipeline.demo._display import VirtualDisplay
 from pipeline.demo._game_process import launch_command
 from pipeline.demo._player import DEFAULT_LATENCY_S, DEFAULT_VIEWPORT, ShownFrame
-from pipeline.demo._truth import TRUTH, TruthCheck, check_truth, read_truth
+from pipeline.demo._truth import CHECK, TRUTH, TruthCheck, check_truth, read_truth
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,8 @@ def run_demo(options: DemoOptions, *,
     session = Session.open(path)
     labels = compute_labels(session)
     write_labels(session, labels)
-    check = check_truth(read_aligned(session), labels.table, session.read_frames(), shown)
+    check = check_truth(session, read_aligned(session), labels.table, shown)
+    (out / CHECK).write_text(json.dumps(check.__dict__, indent=2) + "\n")
     exports = {}
     for fmt in EXPORTS:
         stage(f"exporting {fmt}")

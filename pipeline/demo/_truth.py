@@ -10,9 +10,12 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from capture import Session
 from pipeline.demo._player import ShownFrame
+from pipeline.demo._raster import marker_centroid
 
 TRUTH = "truth.jsonl"
+CHECK = "check.json"
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class TruthCheck:
     seq_correct: int  # ... that was on screen while the frame was grabbed
     timecode_correct: int  # timecode frames whose decoded seq was on screen
     root_px_checked: int
-    root_px_error_max: float | None  # labels' root_px vs where the game drew it, px
+    root_px_error_max: float | None  # labels' root_px vs the marker in the video, px
     latency_true_ms: float  # median of shown_begin - step time
 
 
@@ -54,20 +57,31 @@ def _visible(shown: list[ShownFrame], begins: list[int], start: int, end: int) -
     return out
 
 
-def check_truth(aligned: pa.Table, labels: pa.Table, frames: pa.Table,
+def drawn_root_errors(session: Session, labels: pa.Table) -> list[float]:
+    """Per timecode frame: distance (px) between the labels' root pixel and the root marker
+    the game drew, found in the recorded video itself."""
+    wanted = {r["frame_index"]: r["root_px"] for r in labels.select(
+        ["frame_index", "method", "root_px"]).to_pylist()
+        if r["method"] == "timecode" and r["root_px"] is not None}
+    errors = []
+    for frame in session.iter_frames():
+        label_px = wanted.get(frame.index)
+        found = None if label_px is None else marker_centroid(frame.image[..., ::-1])
+        if found is not None:
+            errors.append(float(np.hypot(found[0] - label_px[0], found[1] - label_px[1])))
+    return errors
+
+
+def check_truth(session: Session, aligned: pa.Table, labels: pa.Table,
                 shown: list[ShownFrame]) -> TruthCheck:
-    """Compare aligned seqs with the seqs on screen during each grab (`frames` is the
-    session's frame table), and labelled root pixels with where the game drew the root."""
+    """Compare aligned seqs with the seqs on screen during each grab, and labelled root
+    pixels with the marker the game drew, as found in the recorded video."""
+    frames = session.read_frames()
     begins = [f.shown_begin_ns for f in shown]
-    drawn = {f.seq: f.root_px for f in shown}
-    a = aligned.select(["frame_index", "seq", "method", "grab_start_ns",
-                        "capture_scale", "capture_offset"]).to_pylist()
+    a = aligned.select(["frame_index", "seq", "method", "grab_start_ns"]).to_pylist()
     grab_end = dict(zip(frames["index"].to_pylist(), frames["grab_end_ns"].to_pylist(),
                         strict=True))
-    root = dict(zip(labels["frame_index"].to_pylist(), labels["root_px"].to_pylist(),
-                    strict=True))
-    checked = correct = timecode_correct = px_checked = 0
-    errors = []
+    checked = correct = timecode_correct = 0
     for row in a:
         if row["seq"] is None:
             continue
@@ -76,15 +90,11 @@ def check_truth(aligned: pa.Table, labels: pa.Table, frames: pa.Table,
         if row["seq"] in _visible(shown, begins, row["grab_start_ns"], end):
             correct += 1
             timecode_correct += row["method"] == "timecode"
-        game_px, label_px = drawn.get(row["seq"]), root.get(row["frame_index"])
-        if row["method"] == "timecode" and game_px is not None and label_px is not None:
-            expected = np.multiply(row["capture_scale"], game_px) + row["capture_offset"]
-            errors.append(float(np.hypot(*(np.array(label_px) - expected))))
-            px_checked += 1
+    errors = drawn_root_errors(session, labels)
     methods = aligned["method"].to_pylist()
     latency = np.median([f.shown_begin_ns - f.step_ns for f in shown]) / 1e6 if shown else 0.0
     return TruthCheck(frames=aligned.num_rows, timecode_frames=methods.count("timecode"),
                       seq_checked=checked, seq_correct=correct,
-                      timecode_correct=timecode_correct, root_px_checked=px_checked,
+                      timecode_correct=timecode_correct, root_px_checked=len(errors),
                       root_px_error_max=max(errors) if errors else None,
                       latency_true_ms=float(latency))

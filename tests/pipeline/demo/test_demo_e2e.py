@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from capture import Session
 from pipeline.cli import cli
 from pipeline.demo import read_truth, visible_seqs
-from tests.pipeline.demo.test_raster import marker_centroid
+from pipeline.demo._raster import marker_centroid
 
 pytestmark = [pytest.mark.slow, pytest.mark.x11,
               pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed")]
@@ -49,7 +49,8 @@ def test_every_timecode_frame_is_aligned_to_the_sample_on_screen(demo):
     during_play = [r for r in aligned
                    if shown[0].shown_end_ns <= r["grab_start_ns"] <= shown[-1].shown_begin_ns]
     timecode = [r for r in during_play if r["method"] == "timecode"]
-    assert len(timecode) >= 0.95 * len(during_play)
+    report = json.loads(session.file("alignment").read_text())
+    assert len(timecode) >= 0.95 * len(during_play), report["timecode"]
     for row in timecode:
         grab = frames[row["frame_index"]]
         assert row["seq"] in visible_seqs(shown, grab["grab_start_ns"], grab["grab_end_ns"])
@@ -64,9 +65,13 @@ def test_projected_root_is_within_a_pixel_of_the_drawn_marker(demo):
         if row is None or row["method"] != "timecode" or row["root_px"] is None:
             continue
         found = marker_centroid(frame.image[..., ::-1])  # BGR order, as the game drew it
+        assert found is not None
         errors.append(np.hypot(found[0] - row["root_px"][0], found[1] - row["root_px"][1]))
     assert len(errors) >= 100
     assert max(errors) <= 1.0
+    check = json.loads((session.path.parent.parent / "check.json").read_text())
+    assert check["root_px_checked"] == len(errors)
+    assert check["root_px_error_max"] == pytest.approx(max(errors))
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")

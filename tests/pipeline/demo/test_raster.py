@@ -7,7 +7,16 @@ import pytest
 
 from alignment._timecode_code import COLUMNS, DEFAULT_CELL, cells_to_payload
 from pipeline import camera as cam
-from pipeline.demo._raster import NEAR, ROOT_MARKER, SKY, Box, View, clip_near, draw_scene
+from pipeline.demo._raster import (
+    NEAR,
+    ROOT_MARKER,
+    SKY,
+    Box,
+    View,
+    clip_near,
+    draw_scene,
+    marker_centroid,
+)
 from pipeline.demo._scene import render_state
 from pipeline.demo._world import FOV_Y, TICK_HZ, camera_cframe, initial_state, step
 
@@ -19,16 +28,6 @@ def _state_at(seconds: float):
     for _ in range(round(seconds * TICK_HZ)):
         state = step(state)
     return state
-
-
-def marker_centroid(image: np.ndarray) -> tuple[float, float]:
-    """Centre (pixel-centre convention) of the magenta root marker in a BGR image."""
-    b, g, r = (image[..., i].astype(float) for i in range(3))
-    weight = np.clip((np.minimum(b, r) - g) / 255.0, 0, None)
-    weight[weight < 0.3] = 0
-    ys, xs = np.nonzero(weight)
-    w = weight[ys, xs]
-    return float((xs * w).sum() / w.sum() + 0.5), float((ys * w).sum() / w.sum() + 0.5)
 
 
 @pytest.mark.parametrize("seconds", [0.5, 3.0, 4.55, 8.0])
