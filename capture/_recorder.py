@@ -6,10 +6,11 @@ spin), so lateness never accumulates. A grab that ends too late to make the next
 skips the ticks it missed and counts them as dropped (`FrameRecord.dropped_before`); no
 frame is ever re-timed. Encoding runs on its own thread behind a bounded queue (PyAV
 releases the GIL while it converts and encodes, and the grab is handed over without a
-copy), so a slow encoder costs counted drops, never a stalled capture clock. On two cores
-an encoder process fed through shared memory measured no fewer drops and no less jitter,
-for about 0.1 core more CPU (benchmarks/recorder.py runs both), so the thread stays. The
-encoder thread also does all the session writes.
+copy), so a slow encoder costs counted drops, never a stalled capture clock. On two busy
+cores an encoder process fed through shared memory (benchmarks/recorder.py runs both)
+dropped as many frames, with somewhat lower jitter in some runs, for about 0.1 core more
+CPU, a second interpreter and a /dev/shm ring; the thread stays. The encoder thread also
+does all the session writes.
 """
 
 from __future__ import annotations
