@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from capture._video import VideoWriter
 from pipeline._errors import PipelineError
 from pipeline.export._lerobot_meta import (
     CODEBASE_VERSION,
@@ -29,7 +30,6 @@ from pipeline.export._lerobot_meta import (
     Stats,
     vector_stats,
 )
-from pipeline.export._mp4 import Mp4Writer
 from pipeline.export._registry import register
 from pipeline.export._source import ExportOptions, SessionData, iter_images
 from pipeline.export._vectors import ACTION_NAMES, STATE_NAMES
@@ -98,14 +98,15 @@ def export_lerobot(sessions: Sequence[SessionData], root: Path,
     video_path.parent.mkdir(parents=True)
     image_stats, data, episodes = ImageStats(), [], []
     offset, index = 0.0, 0
-    with Mp4Writer(video_path, width + width % 2, height + height % 2, fps) as video:
+    with VideoWriter(video_path, width + width % 2, height + height % 2, fps_hint=fps,
+                     crf=23, container="mp4") as video:
         for ep, s in enumerate(sessions):
             t = s.labels["t"].to_numpy()
             timestamps = t - t[0]
             for row, image in iter_images(s, options.timecode):
                 if image.shape[:2] != (height + height % 2, width + width % 2):
                     image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)))
-                video.write(image, offset + timestamps[row])
+                video.write(image, round((offset + timestamps[row]) * 1_000_000))
                 image_stats.add(image)
             n = len(t)
             table = pa.table({

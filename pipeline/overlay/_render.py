@@ -9,14 +9,13 @@ import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pyarrow as pa
 
 from capture import Session, SessionWriter
+from capture._video import VideoWriter
 from pipeline._errors import PipelineError
 from pipeline.overlay._draw import OverlayFrame, draw_overlay, velocity_tip
 
@@ -24,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 OVERLAY = "overlay.mp4"
 TRAIL_FRAMES = 45
-TIME_BASE = Fraction(1, 1000)
 
 
 @dataclass(frozen=True)
@@ -72,36 +70,6 @@ def overlay_frames(labels: pa.Table, aligned: pa.Table) -> dict[int, OverlayFram
     return out
 
 
-class _Mp4:
-    """H.264 in MP4 with explicit millisecond timestamps."""
-
-    def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
-        self.size = (width + width % 2, height + height % 2)
-        self._container = av.open(str(path), "w", format="mp4")
-        stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000),
-                                            options={"crf": "20", "preset": "veryfast"})
-        stream.width, stream.height = self.size
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = TIME_BASE
-        stream.codec_context.time_base = TIME_BASE
-        self._stream = stream
-
-    def write(self, image: np.ndarray, pts_us: int) -> None:
-        if image.shape[1::-1] != self.size:
-            padded = np.zeros((self.size[1], self.size[0], 3), np.uint8)
-            padded[: image.shape[0], : image.shape[1]] = image
-            image = padded
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame.pts, frame.time_base = round(pts_us / 1000), TIME_BASE
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
-
-    def close(self) -> None:
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
-        self._container.close()
-
-
 def render_overlay(session_path: Path | str, out: Path | str | None = None, *,
                    progress: Callable[[int, int], None] | None = None) -> OverlayResult:
     """Render the overlay video of a session to `out` (default `<session>/overlay.mp4`).
@@ -129,7 +97,8 @@ def render_overlay(session_path: Path | str, out: Path | str | None = None, *,
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        writer = _Mp4(tmp, capture.region.width, capture.region.height, capture.fps)
+        writer = VideoWriter(tmp, capture.region.width, capture.region.height,
+                             fps_hint=capture.fps, crf=20, container="mp4")
         try:
             for video_frame in session.iter_frames():
                 frame = frames.get(video_frame.index)

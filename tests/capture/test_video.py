@@ -29,3 +29,20 @@ def test_pts_must_increase_and_size_must_match(tmp_path):
             writer.write(np.zeros((32, 32, 3), np.uint8), 10_000)
         with pytest.raises(RecorderError, match="expected 32x32"):
             writer.write(np.zeros((16, 32, 3), np.uint8), 20_000)
+
+
+def test_mp4_keeps_times_to_the_90khz_tick(tmp_path):
+    path = tmp_path / "v.mp4"
+    times_us = [0, 16_683, 33_367, 51_001, 66_734]
+    with VideoWriter(path, 32, 32, fps_hint=60, container="mp4") as writer:
+        stored = [writer.write(np.zeros((32, 32, 3), np.uint8), t) for t in times_us]
+    assert np.abs(np.array(stored) - times_us).max() <= 6  # 1/180000 s
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        decoded = [float(f.pts * stream.time_base) for f in container.decode(stream)]
+    np.testing.assert_allclose(decoded, np.array(times_us) / 1e6, atol=1 / 180_000)
+
+
+def test_unknown_container_is_refused(tmp_path):
+    with pytest.raises(RecorderError, match="unknown container"):
+        VideoWriter(tmp_path / "v.avi", 32, 32, container="avi")
