@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 from capture import ScreenRecorder, SessionWriter  # noqa: E402
 from capture._recorder import _sleep_until  # noqa: E402
 from capture._video import VideoWriter  # noqa: E402
-from tests.capture._x11 import Painter, start_xvfb  # noqa: E402
+from capture._xvfb import start_xvfb  # noqa: E402
+from tests.capture._x11 import Painter  # noqa: E402
 
 SETTINGS = [(1280, 720, 60.0), (1920, 1080, 30.0)]
 CRF, PRESET = 18, "veryfast"

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 import sys
 
 import cv2
 import numpy as np
 
-from capture import Region
+from capture import RecorderError, Region
+from capture._xvfb import Xvfb, start_xvfb
 from pipeline._errors import PipelineError
 
 logger = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ class VirtualDisplay:
     def __init__(self, width: int = 1024, height: int = 768, *, force: bool = False) -> None:
         self.width, self.height = width, height
         self._force = force
-        self._process: subprocess.Popen | None = None
+        self._server: Xvfb | None = None
         self._previous: str | None = None
         self.display: str | None = None
 
@@ -38,44 +37,27 @@ class VirtualDisplay:
         if os.environ.get("DISPLAY") and not self._force:
             self.display = os.environ["DISPLAY"]
             return self
-        binary = shutil.which("Xvfb")
-        if binary is None:
-            raise PipelineError("no DISPLAY is set and Xvfb is not installed; run "
-                                "`make system` (apt-get install xvfb) or start an X server")
-        read_fd, write_fd = os.pipe()
-        self._process = subprocess.Popen(
-            [binary, "-displayfd", str(write_fd), "-screen", "0",
-             f"{self.width}x{self.height}x24", "-nolisten", "tcp"],
-            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-        os.close(write_fd)
-        with os.fdopen(read_fd) as pipe:
-            number = pipe.readline().strip()
-        if not number:
-            self.close()
-            raise PipelineError("Xvfb exited before reporting its display number; "
-                                "run `Xvfb -displayfd 1` by hand to see why")
+        try:
+            self._server = start_xvfb(self.width, self.height)
+        except RecorderError as exc:
+            raise PipelineError(f"no DISPLAY is set and a virtual one cannot start: {exc}") \
+                from None
         self._previous = os.environ.get("DISPLAY")
-        self.display = f":{number}"
+        self.display = self._server.display
         os.environ["DISPLAY"] = self.display
         logger.info("started Xvfb on %s", self.display)
         return self
 
     def close(self) -> None:
         """Stop Xvfb (if this object started it) and restore DISPLAY. Safe to call twice."""
-        process, self._process = self._process, None
-        if process is None:
+        server, self._server = self._server, None
+        if server is None:
             return
         if self._previous is None:
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = self._previous
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
 
     def __enter__(self) -> VirtualDisplay:
         return self.start()

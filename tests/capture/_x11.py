@@ -1,54 +1,11 @@
-"""A virtual X screen for tests and benchmarks: Xvfb on a free display, and a painter that
-changes what is on it (libX11 through ctypes, no extra dependency)."""
+"""A painter that changes what is on a (virtual) X screen, for tests and benchmarks
+(libX11 through ctypes, no extra dependency)."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
-import shutil
-import subprocess
 import time
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Xvfb:
-    """A running Xvfb server."""
-
-    process: subprocess.Popen
-    display: str
-    width: int
-    height: int
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_xvfb(width: int, height: int) -> Xvfb:
-    """Start Xvfb on a display number it picks itself (-displayfd), so parallel runs never
-    collide; raises FileNotFoundError when Xvfb is not installed."""
-    binary = shutil.which("Xvfb")
-    if binary is None:
-        raise FileNotFoundError("Xvfb is not installed (apt-get install xvfb)")
-    read_fd, write_fd = os.pipe()
-    process = subprocess.Popen(
-        [binary, "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24",
-         "-nolisten", "tcp"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as pipe:
-        number = pipe.readline().strip()
-    if not number:
-        process.kill()
-        process.wait()
-        raise RuntimeError("Xvfb exited before reporting its display number")
-    return Xvfb(process, f":{number}", width, height)
 
 
 def _libx11() -> ctypes.CDLL:

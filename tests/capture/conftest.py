@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.capture._x11 import Painter, start_xvfb
+from capture import RecorderError
+from capture._xvfb import start_xvfb
+from tests.capture._x11 import Painter
 
 SCREEN = (320, 240)
 
@@ -13,7 +15,7 @@ SCREEN = (320, 240)
 def xvfb():
     try:
         server = start_xvfb(*SCREEN)
-    except FileNotFoundError as exc:
+    except RecorderError as exc:
         pytest.skip(f"screen recorder tests need Xvfb: {exc}")
     yield server
     server.stop()
