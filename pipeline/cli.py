@@ -50,7 +50,7 @@ def cli(verbose: int) -> None:
 def main() -> None:
     """Entry point: library errors print one clear line and exit with their code."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="stpe", standalone_mode=False)
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except click.ClickException as exc:
