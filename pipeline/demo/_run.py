@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 CLOCK_OFFSET_S = 1000.0  # the simulated plugin's os.clock() = host seconds + this
 EXPORTS = ("lerobot", "webdataset")
+# what a demo run writes: a folder holding only these is a previous run's, safe to refresh
+DEMO_OUTPUTS = frozenset({"sessions", TRUTH, CHECK, *EXPORTS, "overlay.mp4"})
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,13 @@ def _validate(options: DemoOptions) -> None:
     if not 1 <= options.fps <= 120:
         raise PipelineError(f"--fps must be between 1 and 120, got {options.fps}")
     out = Path(options.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PipelineError(f"{out} already exists and is not empty; choose a new --out or "
-                            "remove it")
+    if out.exists() and not out.is_dir():
+        raise PipelineError(f"{out} is a file; choose a folder for --out")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_OUTPUTS) \
+        if out.is_dir() else []
+    if foreign:
+        raise PipelineError(f"{out} holds files the demo did not write ({', '.join(foreign)}); "
+                            "choose a new --out or remove them")
 
 
 def _read_message(process: subprocess.Popen) -> dict:
