@@ -132,10 +132,12 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
         if tc.decoded:
             decoded = _decoded_index(tc, grab, sample_host, seqs)
     warnings: list[str] = []
+    latency_bound_ns: float | None = None
     if latency_ms is not None:
         latency_ns, source = latency_ms * 1e6, "given"
     elif (decoded >= 0).any():
-        latency_ns, source = display_latency(grab, sample_host, decoded), "timecode"
+        latency_ns, latency_bound_ns = display_latency(grab, sample_host, decoded)
+        source = "timecode"
     else:
         latency_ns, source = 0.0, "default"
         warnings.append("display latency unknown (no timecode): assumed 0 ms; pass "
@@ -160,6 +162,7 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
         methods={name: int((m.method == code).sum()) for code, name in enumerate(METHODS)},
         residual_ms=residual_stats(m.residual_ms), tolerance_ms=tolerance_ms,
         clock=_clock_summary(model), latency_ms=latency_ns / 1e6, latency_source=source,
+        latency_bound_ms=None if latency_bound_ns is None else latency_bound_ns / 1e6,
         timecode={"located": bool(tc and tc.geometry), "decoded": tc.decoded if tc else 0,
                   "undecodable": tc.undecodable if tc else 0,
                   "seq_not_stored": int(((tc.payload >= 0) & (decoded < 0)).sum()) if tc else 0,

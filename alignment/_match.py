@@ -83,13 +83,14 @@ def _intervals(host: np.ndarray) -> np.ndarray:
 
 
 def display_latency(grab_ns: np.ndarray, sample_host_ns: np.ndarray,
-                    decoded: np.ndarray) -> float:
-    """Display latency (ns) from frames whose shown sample is known.
+                    decoded: np.ndarray) -> tuple[float, float]:
+    """Display latency (ns) from frames whose shown sample is known, and its half-width.
 
     A frame grabbed at G shows sample k only if G - latency lies in [H_k, H_k+1): each such
     frame bounds the latency to (G - H_k+1, G - H_k]. The estimate is the middle of the
-    intersection of those bounds (1 % quantiles, for noise in the clock), or, if they do not
-    intersect, the median of the bounds' midpoints."""
+    intersection of those bounds (1 % quantiles, for noise in the clock) and the half-width
+    half that intersection; if they do not intersect, the median of the bounds' midpoints
+    and half their interquartile range."""
     host = np.asarray(sample_host_ns, np.float64)
     known = np.asarray(decoded) >= 0
     k = np.asarray(decoded)[known]
@@ -97,8 +98,10 @@ def display_latency(grab_ns: np.ndarray, sample_host_ns: np.ndarray,
     lower = d - _intervals(host)[k]
     low, high = float(np.percentile(lower, 99)), float(np.percentile(d, 1))
     if low <= high:
-        return (low + high) / 2
-    return float(np.median((lower + d) / 2))
+        return (low + high) / 2, (high - low) / 2
+    middles = (lower + d) / 2
+    q1, q3 = np.percentile(middles, [25, 75])
+    return float(np.median(middles)), float(q3 - q1) / 2
 
 
 def content_times(grab_ns: np.ndarray, latency_ns: float,

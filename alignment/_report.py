@@ -32,6 +32,7 @@ class AlignmentReport:
     clock: dict[str, Any]
     latency_ms: float
     latency_source: str
+    latency_bound_ms: float | None  # half-width of the interval the timecode allows
     timecode: dict[str, Any]
     capture_scale: tuple[float, float]
     capture_offset: tuple[float, float]

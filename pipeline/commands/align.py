@@ -30,7 +30,9 @@ def print_report(report: AlignmentReport, console: Console) -> None:
                   f"{_fmt(clock['offset_std_ms'], ' ms', 3)}, asymmetry bound "
                   f"{_fmt(clock['asymmetry_bound_ms'], ' ms', 3)}, "
                   f"{len(clock['segments'])} segment(s)"),
-        ("latency", f"{report.latency_ms:.2f} ms ({report.latency_source})"),
+        ("latency", f"{report.latency_ms:.2f} ms ({report.latency_source})" if
+         report.latency_bound_ms is None else f"{report.latency_ms:.2f} ± "
+         f"{report.latency_bound_ms:.2f} ms ({report.latency_source})"),
         ("timecode", f"decoded {report.timecode['decoded']}, undecodable "
                      f"{report.timecode['undecodable']}"),
         ("capture", f"{report.frame_size[0]}x{report.frame_size[1]} px, scale "

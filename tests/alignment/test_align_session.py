@@ -35,6 +35,7 @@ def test_timecode_session_maps_every_frame_exactly(timecode_session):
     assert report.timecode["undecodable"] == 0
     # the simulated display latency, up to the clock's offset bias (asymmetric probe delays)
     assert abs(report.latency_ms - 30.0) < report.clock["asymmetry_bound_ms"] + 2.0
+    assert 0 <= report.latency_bound_ms < 1000 / 60  # one render interval at most
     assert report.capture_scale == pytest.approx((1.25, 1.25), abs=0.01)
     assert report.capture_offset == pytest.approx((0.0, 0.0), abs=1.5)
     assert table.column("frame_width")[0].as_py() == round(VIEWPORT[0] * 1.25)
