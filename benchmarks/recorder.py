@@ -2,13 +2,13 @@
 
 For each setting (1280x720 at 60 fps, 1920x1080 at 30 fps) the script starts Xvfb with a
 moving pattern painted by a separate process, then records it for the same duration with
-  - ours: capture.ScreenRecorder (mss grabs paced on one thread, x264 veryfast crf 18 on
-    an encoder thread behind a bounded queue),
+  - thread: capture.ScreenRecorder(encoder="thread") (mss grabs paced on one thread,
+    x264 veryfast crf 18 on an encoder thread behind a bounded queue),
+  - process: capture.ScreenRecorder(encoder="process") (the same grabs, the encoder in a
+    child process fed through shared memory: capture/_encoder_process.py),
   - ffmpeg: Debian's ffmpeg, -f x11grab, libx264 veryfast crf 18, zerolatency like ours,
     `-enc_time_base -1` so that its file keeps its real grab times (by default it rounds
     them to the 1/fps grid, which would hide its jitter),
-  - process encoder: our pacing and grabs with the encoder in a child process fed through
-    shared memory (the design alternative to the encoder thread),
   - grab only: our pacing and grabs with no encoding at all (the floor for any design),
 in rotating order for --rounds rounds, and prints each metric's median: achieved fps,
 drops, grab-interval jitter and CPU, with the ratios ours / ffmpeg.
@@ -24,7 +24,6 @@ times. CPU = CPU time of the process (and any encoder child) / wall time (1.0 = 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import resource
 import subprocess
@@ -33,8 +32,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing import shared_memory
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import av
@@ -45,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 from capture import ScreenRecorder, SessionWriter  # noqa: E402
 from capture._recorder import _sleep_until  # noqa: E402
-from capture._video import VideoWriter  # noqa: E402
 from capture._xvfb import start_xvfb  # noqa: E402
 from tests.capture._x11 import Painter  # noqa: E402
 
@@ -89,11 +85,11 @@ def _file_times(path: Path) -> np.ndarray:
     return np.sort(np.array(pts, dtype=np.float64))
 
 
-def run_ours(display: str, work: Path, size: tuple[int, int], fps: float,
-             seconds: float) -> tuple[Result, Result]:
+def run_ours(display: str, work: Path, size: tuple[int, int], fps: float, seconds: float,
+             encoder: str) -> tuple[Result, Result]:
     os.environ["DISPLAY"] = display
-    writer = SessionWriter.create(work, f"ours-{size[0]}x{size[1]}")
-    recorder = ScreenRecorder(writer, fps=fps, crf=CRF, preset=PRESET)
+    writer = SessionWriter.create(work, f"{encoder}-{size[0]}x{size[1]}")
+    recorder = ScreenRecorder(writer, fps=fps, crf=CRF, preset=PRESET, encoder=encoder)
     cpu0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     wall0 = time.perf_counter()
     recorder.start()
@@ -102,9 +98,10 @@ def run_ours(display: str, work: Path, size: tuple[int, int], fps: float,
     cpu = (_cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu0) / (
         time.perf_counter() - wall0)
     writer.finalize()
-    from_file = _from_times("ours (file pts)", _file_times(writer.path / "video.mkv"), fps, cpu)
+    video = writer.path / "video.mkv"
+    from_file = _from_times(f"{encoder} (file pts)", _file_times(video), fps, cpu)
     grabs = np.array([r["grab_start_ns"] for r in _frames(writer.path)], np.float64) / 1e9
-    exact = _from_times("ours (grab ns)", grabs, fps, cpu)
+    exact = _from_times(f"{encoder} (grab ns)", grabs, fps, cpu)
     exact = Result(exact.name, stats.frames, exact.fps,
                    100 * stats.dropped / max(stats.frames + stats.dropped, 1),
                    exact.jitter_std_ms, exact.jitter_p99_ms, cpu)
@@ -154,70 +151,6 @@ def run_grab_only(display: str, size: tuple[int, int], fps: float, seconds: floa
             tick = max(tick + 1, int(np.ceil((now - t0 - period / 2) / period)))
     cpu = (_cpu(resource.RUSAGE_SELF) - cpu0) / (time.perf_counter() - wall0)
     return _from_times("grab only", np.array(starts, np.float64) / 1e9, fps, cpu)
-
-
-def _encode_worker(path: str, size: tuple[int, int], fps: float, shm_name: str, slots: int,
-                   conn: Connection) -> None:
-    """Child process: encode frames from shared-memory slots, hand each slot back."""
-    shm = shared_memory.SharedMemory(name=shm_name)
-    frames = np.ndarray((slots, size[1], size[0], 4), np.uint8, shm.buf)
-    with VideoWriter(Path(path), size[0], size[1], fps_hint=fps, crf=CRF,
-                     preset=PRESET) as video:
-        conn.send("ready")
-        while (message := conn.recv()) is not None:
-            slot, pts_us = message
-            video.write(frames[slot], pts_us)
-            conn.send(slot)
-    del frames
-    shm.close()
-
-
-def run_process_encoder(display: str, work: Path, size: tuple[int, int], fps: float,
-                        seconds: float) -> Result:
-    """Our pacing and grabs with the encoder in a child process fed through a ring of
-    shared-memory slots (same queue length): the design alternative to the thread."""
-    import mss
-
-    slots = max(4, int(np.ceil(fps * 0.5)))
-    shm = shared_memory.SharedMemory(create=True, size=slots * size[0] * size[1] * 4)
-    frames = np.ndarray((slots, size[1], size[0], 4), np.uint8, shm.buf)
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    out = work / "process-encoder.mkv"
-    child = context.Process(target=_encode_worker,
-                            args=(str(out), size, fps, shm.name, slots, theirs))
-    child.start()
-    ours.recv()  # the child has imported everything and opened the video
-    free, period, stop = list(range(slots)), 1e9 / fps, threading.Event()
-    box = {"left": 0, "top": 0, "width": size[0], "height": size[1]}
-    cpu0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
-    wall0 = time.perf_counter()
-    with mss.MSS(display=display) as screen:
-        t0 = time.perf_counter_ns()
-        tick, first = 0, None
-        while time.perf_counter_ns() - t0 < seconds * 1e9:
-            deadline = t0 + round(tick * period)
-            _sleep_until(deadline, stop)
-            start = time.perf_counter_ns()
-            if start - deadline <= period / 2:
-                image = np.frombuffer(screen.grab(box).raw, np.uint8)
-                while ours.poll():
-                    free.append(ours.recv())
-                if free:
-                    slot = free.pop()
-                    frames[slot].reshape(-1)[:] = image
-                    first = start if first is None else first
-                    ours.send((slot, (start - first) // 1000))
-            tick = max(tick + 1, int(np.ceil((time.perf_counter_ns() - t0 - period / 2)
-                                             / period)))
-    ours.send(None)
-    child.join()
-    cpu = (_cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu0) / (
-        time.perf_counter() - wall0)
-    del frames
-    shm.close()
-    shm.unlink()
-    return _from_times("process encoder", _file_times(out), fps, cpu)
 
 
 def animate(display: str, width: int, height: int) -> None:
@@ -273,9 +206,9 @@ def main() -> None:
                                     str(width), str(height)])
         setting = (server.display, size, fps, args.seconds)
         contenders = [
-            lambda work, s=setting: list(run_ours(s[0], work, *s[1:])),
+            lambda work, s=setting: list(run_ours(s[0], work, *s[1:], "thread")),
             lambda work, s=setting: [run_ffmpeg(s[0], work, *s[1:])],
-            lambda work, s=setting: [run_process_encoder(s[0], work, *s[1:])],
+            lambda work, s=setting: list(run_ours(s[0], work, *s[1:], "process")),
             lambda work, s=setting: [run_grab_only(*s)],
         ]
         results: dict[str, list[Result]] = {}
@@ -294,11 +227,13 @@ def main() -> None:
         medians = {name: _median(runs) for name, runs in results.items()}
         print(f"\n{width}x{height} at {fps:g} fps (load average {os.getloadavg()[0]:.2f}):")
         _print(list(medians.values()))
-        ours, ffmpeg = medians["ours (file pts)"], medians["ffmpeg x11grab"]
-        print(f"  ratio ours/ffmpeg (file pts): fps {_ratio(ours.fps, ffmpeg.fps)}, "
-              f"drop % {_ratio(ours.drop_pct, ffmpeg.drop_pct)}, "
-              f"jitter p99 {_ratio(ours.jitter_p99_ms, ffmpeg.jitter_p99_ms)}, "
-              f"CPU {_ratio(ours.cpu, ffmpeg.cpu)}")
+        ffmpeg = medians["ffmpeg x11grab"]
+        for encoder in ("thread", "process"):
+            ours = medians[f"{encoder} (file pts)"]
+            print(f"  ratio {encoder}/ffmpeg (file pts): fps {_ratio(ours.fps, ffmpeg.fps)}, "
+                  f"drop % {_ratio(ours.drop_pct, ffmpeg.drop_pct)}, "
+                  f"jitter p99 {_ratio(ours.jitter_p99_ms, ffmpeg.jitter_p99_ms)}, "
+                  f"CPU {_ratio(ours.cpu, ffmpeg.cpu)}")
 
 
 if __name__ == "__main__":

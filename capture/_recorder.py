@@ -4,13 +4,19 @@ with its true time.
 Grabs are paced on deadlines `t0 + k / fps` of `time.perf_counter_ns` (sleep, then a short
 spin), so lateness never accumulates. A grab that ends too late to make the next deadline
 skips the ticks it missed and counts them as dropped (`FrameRecord.dropped_before`); no
-frame is ever re-timed. Encoding runs on its own thread behind a bounded queue (PyAV
-releases the GIL while it converts and encodes, and the grab is handed over without a
-copy), so a slow encoder costs counted drops, never a stalled capture clock. On two busy
-cores an encoder process fed through shared memory (benchmarks/recorder.py runs both)
-dropped as many frames, with somewhat lower jitter in some runs, for about 0.1 core more
-CPU, a second interpreter and a /dev/shm ring; the thread stays. The encoder thread also
-does all the session writes.
+frame is ever re-timed. Grabs go to the encoder behind a bounded queue, so a slow encoder
+costs counted drops, never a stalled capture clock. A writer thread takes each encoded
+frame's stored pts and does all the session writes; frame rows and pts are the same
+wherever the encoder runs.
+
+Where the encoder runs (`encoder=`): "thread" encodes on a thread of this process (the grab
+is handed over without a copy; PyAV releases the GIL while it converts and encodes, but not
+always); "process" encodes in a child fed through shared memory (`capture._encoder_process`:
+one copy per frame, about 0.1 core more, a second interpreter). On an idle machine
+(benchmarks/recorder.py, 8 s x 2 rounds) the p99 of the grab-interval jitter was, thread vs
+process: 5.49 vs 0.67 ms at 1920x1080 and 30 fps, 1.91 vs 2.00 ms at 1280x720 and 60 fps,
+with 0-0.1 % drops for both. "auto" (the default) therefore picks "process" for frames of
+1920x1080 pixels or more, where the thread misses the 2 ms target, and "thread" below.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ import sys
 import threading
 import time
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from capture import _layout as layout
+from capture._encoder_process import EncoderProcess
 from capture._errors import RecorderError
 from capture._layout import CaptureSettings, ClockAnchor, Region
 from capture._store import SessionWriter
@@ -39,6 +47,8 @@ logger = logging.getLogger(__name__)
 MAX_FPS = 240.0
 SPIN_NS = 1_000_000  # busy-wait the last millisecond before a deadline
 QUEUE_SECONDS = 0.5  # frames the encoder may fall behind before grabs are dropped
+PROCESS_PIXELS = 1920 * 1080  # "auto" encodes in a child process from this frame size on
+ENCODERS = ("auto", "thread", "process")
 
 
 @dataclass(frozen=True)
@@ -60,11 +70,45 @@ class RecorderStats:
 
 @dataclass(frozen=True)
 class _Grab:
-    image: np.ndarray  # H x W x 4 BGRA, as mss returns it
     start_ns: int
     end_ns: int
     wall_ns: int
     dropped_before: int
+
+
+class _ThreadEncoder:
+    """The encoder on a thread of this process, with `EncoderProcess`'s interface: the
+    grab's buffer is queued without a copy and encoded as the writer thread asks."""
+
+    def __init__(self, video: VideoWriter, slots: int) -> None:
+        self._video = video
+        self._queue: queue.Queue[tuple[np.ndarray, int, _Grab] | None] = queue.Queue(slots)
+        self.slots = slots
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def offer(self, image: np.ndarray, pts_us: int, tag: _Grab) -> bool:
+        try:
+            self._queue.put_nowait((image, pts_us, tag))
+        except queue.Full:
+            return False
+        return True
+
+    def results(self) -> Iterator[tuple[_Grab, int]]:
+        while (item := self._queue.get()) is not None:
+            yield item[2], self._video.write(item[0], item[1])
+
+    def drain(self) -> None:
+        while self._queue.get() is not None:
+            pass
+
+    def finish(self) -> None:
+        self._queue.put(None)  # blocks until there is room: the writer always drains
+
+    def close(self) -> None:
+        self._video.close()
 
 
 def _open_screen() -> Any:
@@ -127,9 +171,12 @@ class ScreenRecorder:
     """
 
     def __init__(self, writer: SessionWriter, *, fps: float = 30.0, monitor: int | None = 1,
-                 region: Region | None = None, crf: int = 18, preset: str = "veryfast") -> None:
+                 region: Region | None = None, crf: int = 18, preset: str = "veryfast",
+                 encoder: Literal["auto", "thread", "process"] = "auto") -> None:
         if not 0 < fps <= MAX_FPS:
             raise RecorderError(f"fps={fps} is out of range; use a rate in (0, {MAX_FPS:g}]")
+        if encoder not in ENCODERS:
+            raise RecorderError(f"encoder={encoder!r} is not one of {', '.join(ENCODERS)}")
         if not 0 <= crf <= 51:
             raise RecorderError(f"crf={crf} is out of range; x264 accepts 0 (lossless)..51")
         self._writer = writer
@@ -139,8 +186,8 @@ class ScreenRecorder:
         self._region = region
         self._region_given = region is not None
         self._crf, self._preset = crf, preset
-        self._queue: queue.Queue[_Grab | None] = queue.Queue(
-            maxsize=max(4, math.ceil(self._fps * QUEUE_SECONDS)))
+        self._encoder_choice = encoder
+        self._encoder: _ThreadEncoder | EncoderProcess[_Grab] | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -159,6 +206,11 @@ class ScreenRecorder:
         return self._region
 
     @property
+    def encoder(self) -> Literal["auto", "thread", "process"]:
+        """Where frames are encoded: "thread" or "process" once started ("auto" resolved)."""
+        return self._encoder_choice
+
+    @property
     def error(self) -> BaseException | None:
         """What stopped capture or encoding early, if anything did."""
         return self._error
@@ -173,8 +225,7 @@ class ScreenRecorder:
             region = resolve_region(screen.monitors, self._monitor, self._region)
             with open(path, "ab"):  # the encoder opens it lazily: fail now, not mid-recording
                 pass
-            video = VideoWriter(path, region.width, region.height, fps_hint=self._fps,
-                                crf=self._crf, preset=self._preset)
+            encoder = self._open_encoder(path, region)
         except OSError as exc:
             screen.close()
             raise RecorderError(f"cannot write the video {path} ({exc.strerror}); check the "
@@ -188,30 +239,48 @@ class ScreenRecorder:
         try:
             self._writer.update_manifest(capture=settings)
             self._writer.append_event("recorder_start", fps=self._fps,
-                                      region=region.model_dump(), queue=self._queue.maxsize)
+                                      region=region.model_dump(), queue=encoder.slots,
+                                      encoder=self._encoder_choice)
         except BaseException:
             screen.close()
-            video.close()
+            encoder.finish()
+            encoder.close()
             raise
+        self._encoder = encoder
         self._started_ns = time.perf_counter_ns()
         self._threads = [
-            threading.Thread(target=self._run_capture, args=(screen, region),
+            threading.Thread(target=self._run_capture, args=(screen, region, encoder),
                              name="stpe-recorder-grab", daemon=True),
-            threading.Thread(target=self._run_encoder, args=(video,),
-                             name="stpe-recorder-encode", daemon=True),
+            threading.Thread(target=self._run_writer, args=(encoder,),
+                             name="stpe-recorder-write", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
-        logger.info("recording %dx%d at (%d,%d), %g fps", region.width, region.height,
-                    region.left, region.top, self._fps)
+        logger.info("recording %dx%d at (%d,%d), %g fps, encoder %s", region.width,
+                    region.height, region.left, region.top, self._fps, self._encoder_choice)
         return self
 
-    def _run_capture(self, screen: Any, region: Region) -> None:
+    def _open_encoder(self, path: Any, region: Region) -> _ThreadEncoder | EncoderProcess[_Grab]:
+        """The encoder this recorder was asked for ("auto" resolved by the frame size)."""
+        if self._encoder_choice == "auto":
+            large = region.width * region.height >= PROCESS_PIXELS
+            self._encoder_choice = "process" if large else "thread"
+        slots = max(4, math.ceil(self._fps * QUEUE_SECONDS))
+        if self._encoder_choice == "process":
+            return EncoderProcess(path, region.width, region.height, slots=slots,
+                                  fps_hint=self._fps, crf=self._crf, preset=self._preset)
+        return _ThreadEncoder(VideoWriter(path, region.width, region.height,
+                                          fps_hint=self._fps, crf=self._crf,
+                                          preset=self._preset), slots)
+
+    def _run_capture(self, screen: Any, region: Region,
+                     encoder: _ThreadEncoder | EncoderProcess[_Grab]) -> None:
         box = {"left": region.left, "top": region.top, "width": region.width,
                "height": region.height}
         period = self._period_ns
         t0 = time.perf_counter_ns()
         tick, owed, last_tick, last_start = 0, 0, -2, 0
+        video_start: int | None = None
         try:
             while not self._stop.is_set():
                 deadline = t0 + round(tick * period)
@@ -233,10 +302,11 @@ class ScreenRecorder:
                         if tick == last_tick + 1:
                             self._deviations.append(start_ns - last_start - round(period))
                     last_tick, last_start = tick, start_ns
-                    try:
-                        self._queue.put_nowait(_Grab(image, start_ns, end_ns, wall_ns, owed))
+                    video_start = start_ns if video_start is None else video_start
+                    grab = _Grab(start_ns, end_ns, wall_ns, owed)
+                    if encoder.offer(image, (start_ns - video_start) // 1000, grab):
                         owed = 0
-                    except queue.Full:
+                    else:
                         owed += 1
                         with self._lock:
                             self._full += 1
@@ -257,19 +327,15 @@ class ScreenRecorder:
         finally:
             self._trailing = owed
             screen.close()
-            self._queue.put(None)  # blocks until the encoder has room: it always drains
+            encoder.finish()
 
-    def _run_encoder(self, video: VideoWriter) -> None:
-        video_start: int | None = None
+    def _run_writer(self, encoder: _ThreadEncoder | EncoderProcess[_Grab]) -> None:
+        """Write each frame's row (and the video start) once the encoder has stored it."""
         try:
-            while (grab := self._queue.get()) is not None:
-                if self._error is not None:
-                    continue  # drain so the capture thread is never blocked
-                if video_start is None:
-                    video_start = grab.start_ns
+            for grab, pts_us in encoder.results():  # every encoded frame gets its row
+                if self._written == 0:
                     self._writer.update_manifest(video_start=ClockAnchor(
                         host_mono_ns=grab.start_ns, host_wall_ns=grab.wall_ns))
-                pts_us = video.write(grab.image, (grab.start_ns - video_start) // 1000)
                 index = self._written
                 self._writer.append_frames([{
                     "index": index, "pts_us": pts_us, "grab_start_ns": grab.start_ns,
@@ -279,11 +345,10 @@ class ScreenRecorder:
                     self._written += 1
         except BaseException as exc:
             self._fail(exc, "encoding")
-            while self._queue.get() is not None:
-                pass
+            encoder.drain()
         finally:
             try:
-                video.close()
+                encoder.close()
             except Exception as exc:
                 self._fail(exc, "closing the video")
 
@@ -311,7 +376,7 @@ class ScreenRecorder:
                 jitter_std_ms=float(deviations.std()) if deviations.size else 0.0,
                 jitter_p99_ms=float(np.percentile(np.abs(deviations), 99))
                 if deviations.size else 0.0,
-                queue_depth=self._queue.qsize(),
+                queue_depth=self._encoder.depth if self._encoder else 0,
                 running=bool(self._threads) and self._stopped_ns is None)
 
     def stop(self) -> RecorderStats:

@@ -15,6 +15,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from capture import _layout as layout
 from capture._errors import CaptureError, RecorderError
@@ -47,16 +48,18 @@ class Recording:
 
     `start()` creates the session, starts the screen recorder, then the receiver on
     127.0.0.1:`port` (0 picks a free port; see `url`). If either cannot start, what was
-    started is stopped and the new, empty session folder is removed.
+    started is stopped and the new, empty session folder is removed. `encoder` places the
+    video encoder (see `ScreenRecorder`: "auto" uses a child process from 1920x1080 on).
     """
 
     def __init__(self, out: Path, *, fps: float = 30.0, monitor: int | None = 1,
                  region: Region | None = None, crf: int = 18, preset: str = "veryfast",
                  port: int = DEFAULT_PORT, token: str | None = None,
-                 session_id: str | None = None) -> None:
+                 session_id: str | None = None,
+                 encoder: Literal["auto", "thread", "process"] = "auto") -> None:
         self._out = Path(out)
         self._recorder_options = {"fps": fps, "monitor": monitor, "region": region,
-                                  "crf": crf, "preset": preset}
+                                  "crf": crf, "preset": preset, "encoder": encoder}
         self._receiver_options = {"port": port, "token": token}
         self._session_id = session_id
         self._writer: SessionWriter | None = None

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Literal
 
 import click
 from rich.console import Console
@@ -85,8 +86,13 @@ class _StopSignal:
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT,
               show_default=True, help="Receiver port on 127.0.0.1 (0 picks a free one).")
 @click.option("--token", default=None, help="Shared token the plugin must send.")
+@click.option("--encoder", type=click.Choice(["auto", "thread", "process"]), default="auto",
+              show_default=True,
+              help="Encode video on a thread or in a child process (steadier grabs for large "
+                   "frames); auto picks the process from 1920x1080 on.")
 def command(out: Path, fps: float, duration: float | None, monitor: int | None,
-            region: Region | None, port: int, token: str | None) -> None:
+            region: Region | None, port: int, token: str | None,
+            encoder: Literal["auto", "thread", "process"]) -> None:
     """Record the screen and the plugin's game state into a new session."""
     if monitor is not None and region is not None:
         raise click.UsageError("--monitor and --region exclude each other; pass one")
@@ -96,7 +102,7 @@ def command(out: Path, fps: float, duration: float | None, monitor: int | None,
     out_console = Console(highlight=False, soft_wrap=True)
     err_console = Console(stderr=True, highlight=False)
     recording = Recording(out, fps=fps, monitor=1 if monitor is None else monitor,
-                          region=region, port=port, token=token)
+                          region=region, port=port, token=token, encoder=encoder)
     with _StopSignal() as stop:
         recording.start()
         out_console.print(f"session: {recording.path}")

@@ -57,9 +57,11 @@ def test_a_failed_start_leaves_no_session_behind(display, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stpe_record_runs_for_its_duration_and_finalizes(display, tmp_path):
+@pytest.mark.parametrize(("encoder", "placed"), [("auto", "thread"), ("process", "process")])
+def test_stpe_record_runs_for_its_duration_and_finalizes(display, tmp_path, encoder, placed):
     result = CliRunner().invoke(cli, ["record", "--out", str(tmp_path), "--duration", "0.6",
-                                      "--port", "0", "--fps", "20", "--monitor", "1"])
+                                      "--port", "0", "--fps", "20", "--monitor", "1",
+                                      "--encoder", encoder])
     assert result.exit_code == 0, result.output
     assert "plugin address: http://127.0.0.1:" in result.stdout
     (path,) = tmp_path.iterdir()
@@ -69,6 +71,8 @@ def test_stpe_record_runs_for_its_duration_and_finalizes(display, tmp_path):
     frames = session.read_frames().num_rows
     assert 4 <= frames <= 16  # 12 ticks in 0.6 s; never more than the duration allows
     assert f"recorded {frames} frames" in result.stdout
+    start = next(e for e in session.events() if e["kind"] == "recorder_start")
+    assert start["encoder"] == placed
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -81,6 +85,7 @@ def test_stpe_record_runs_for_its_duration_and_finalizes(display, tmp_path):
     (["--duration", "-1"], "--duration"), (["--duration", "inf"], "--duration"),
     (["--port", "70000"], "--port"),
     (["--monitor", "-1"], "--monitor"), (["--token", ""], "token is empty"),
+    (["--encoder", "gpu"], "--encoder"), (["--encoder", ""], "--encoder"),
 ])
 def test_bad_options_are_click_errors_and_write_nothing(display, tmp_path, args, message):
     result = CliRunner().invoke(cli, ["record", "--out", str(tmp_path), "--port", "0",

@@ -12,7 +12,7 @@ from capture import Region, Session, SessionWriter
 from capture._recorder import ScreenRecorder
 from tests.capture._x11 import paint_schedule
 
-pytestmark = pytest.mark.x11
+pytestmark = [pytest.mark.x11, pytest.mark.parametrize("encoder", ["thread", "process"])]
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40), (40, 220, 220),
            (230, 230, 230), (20, 20, 20), (180, 60, 200), (90, 140, 10), (250, 120, 0),
@@ -30,10 +30,10 @@ def _expected_colour(log, start_ns: int, end_ns: int):
     return current
 
 
-def test_frames_show_what_was_on_screen_at_their_grab_time(display, tmp_path):
+def test_frames_show_what_was_on_screen_at_their_grab_time(display, tmp_path, encoder):
     display.fill((0, 0, 0))
     writer = SessionWriter.create(tmp_path, "s")
-    recorder = ScreenRecorder(writer, fps=30, crf=12).start()
+    recorder = ScreenRecorder(writer, fps=30, crf=12, encoder=encoder).start()
     log = paint_schedule(display, COLOURS, hold_s=0.1)
     stats = recorder.stop()
     writer.finalize()
@@ -73,13 +73,13 @@ def test_frames_show_what_was_on_screen_at_their_grab_time(display, tmp_path):
     assert len(seen) >= len(COLOURS) // 2
 
 
-def test_a_region_with_odd_size_is_grabbed_at_its_place(display, tmp_path):
+def test_a_region_with_odd_size_is_grabbed_at_its_place(display, tmp_path, encoder):
     display.fill((0, 0, 0))
     display.rect(101, 51, 33, 21, (240, 200, 20))
     display.rect(101, 51, 5, 5, (20, 60, 240))  # marks the region's top-left corner
     writer = SessionWriter.create(tmp_path, "s")
     region = Region(left=101, top=51, width=33, height=21)
-    with ScreenRecorder(writer, fps=20, region=region, crf=10) as recorder:
+    with ScreenRecorder(writer, fps=20, region=region, crf=10, encoder=encoder) as recorder:
         threading.Event().wait(0.4)
     writer.finalize()
     assert recorder.stats.frames >= 5
@@ -93,15 +93,17 @@ def test_a_region_with_odd_size_is_grabbed_at_its_place(display, tmp_path):
                                atol=25)
 
 
-def test_stop_is_idempotent_and_logs_start_and_stop(display, tmp_path):
+def test_stop_is_idempotent_and_logs_start_and_stop(display, tmp_path, encoder):
     writer = SessionWriter.create(tmp_path, "s")
-    recorder = ScreenRecorder(writer, fps=25).start()
+    recorder = ScreenRecorder(writer, fps=25, encoder=encoder).start()
     threading.Event().wait(0.3)
     first = recorder.stop()
     assert recorder.stop() == first and not first.running
     writer.finalize()
-    kinds = [e["kind"] for e in Session.open(tmp_path / "s").events()]
+    events = Session.open(tmp_path / "s").events()
+    kinds = [e["kind"] for e in events]
     assert kinds[:2] == ["start", "recorder_start"]
+    assert events[1]["encoder"] == recorder.encoder == encoder
     assert kinds[-2:] == ["recorder_stop", "stop"]
     stop = Session.open(tmp_path / "s").events()[-2]
     assert stop["frames"] == first.frames > 0

@@ -57,6 +57,7 @@ def test_bad_region_or_monitor(display, tmp_path, region, monitor, message):
 @pytest.mark.parametrize(("options", "message"), [
     ({"fps": 0}, "fps=0 is out of range"), ({"fps": 1000}, "out of range"),
     ({"fps": float("nan")}, "out of range"), ({"crf": 60}, "crf=60 is out of range"),
+    ({"encoder": "gpu"}, "encoder='gpu' is not one of auto, thread, process"),
 ])
 def test_bad_settings_are_refused_at_construction(tmp_path, options, message):
     writer = SessionWriter.create(tmp_path, "s")
@@ -65,7 +66,9 @@ def test_bad_settings_are_refused_at_construction(tmp_path, options, message):
     _nothing_written(tmp_path)
 
 
-def test_a_starved_grab_thread_counts_missed_ticks_and_never_retimes(display, tmp_path):
+@pytest.mark.parametrize("encoder", ["thread", "process"])
+def test_a_starved_grab_thread_counts_missed_ticks_and_never_retimes(display, tmp_path,
+                                                                      encoder):
     """A thread that holds the GIL for long stretches makes grabs late; every tick missed
     must show up as a drop, and no frame may be stamped earlier than its tick."""
     fps = 50
@@ -81,7 +84,7 @@ def test_a_starved_grab_thread_counts_missed_ticks_and_never_retimes(display, tm
     sys.setswitchinterval(0.05)  # the hog keeps the GIL for 50 ms at a time
     hogger = threading.Thread(target=hog)
     try:
-        recorder = ScreenRecorder(writer, fps=fps).start()
+        recorder = ScreenRecorder(writer, fps=fps, encoder=encoder).start()
         hogger.start()
         time.sleep(0.8)
         done.set()
@@ -103,11 +106,12 @@ def test_a_starved_grab_thread_counts_missed_ticks_and_never_retimes(display, tm
     assert np.all(np.diff(since_first) > 0)
 
 
-def test_an_unwritable_video_fails_start(display, tmp_path):
+@pytest.mark.parametrize("encoder", ["thread", "process"])
+def test_an_unwritable_video_fails_start(display, tmp_path, encoder):
     writer = SessionWriter.create(tmp_path, "s")
     (writer.path / VIDEO).mkdir()  # the video cannot be created
     with pytest.raises(RecorderError, match=r"cannot write the video .*Is a directory"):
-        ScreenRecorder(writer).start()
+        ScreenRecorder(writer, encoder=encoder).start()
     session = Session.open(tmp_path / "s")
     assert session.manifest.capture is None
     assert [e["kind"] for e in session.events()] == ["start"]
