@@ -25,7 +25,9 @@ def _summary(result: DemoResult, seconds: float, fps: float) -> Table:
     table.add_row("alignment", f"{report['matched']}/{report['frames']} frames matched "
                   f"({methods}); latency {report['latency_ms']:.1f} "
                   f"± {report['latency_bound_ms'] or 0:.1f} ms measured "
-                  f"({report['latency_source']}), {check.latency_true_ms:.1f} ms true")
+                  f"({report['latency_source']}); the game shows each frame "
+                  f"{check.latency_true_ms:.1f} ms after its state, the window system adds "
+                  f"its own delay")
     table.add_row("vs truth", f"timecode: {check.timecode_correct}/{check.timecode_frames} "
                   f"frames decoded to a sample that was on screen; all methods: "
                   f"{check.seq_correct}/{check.seq_checked}")
