@@ -22,6 +22,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from multiprocessing import shared_memory
@@ -68,6 +69,7 @@ class EncoderProcess(Generic[T]):
         self._free: deque[int] = deque(range(self.slots))
         self._pending: deque[tuple[int, T]] = deque()
         self._finished = self._closed = False
+        self._ring_lock = threading.Lock()  # offer() (grab thread) vs _release() (closer)
         command = [sys.executable, "-c", _BOOTSTRAP, str(Path(__file__).parent), self._shm.name,
                    str(self.slots), str(width), str(height), str(path), repr(fps_hint),
                    str(crf), preset]
@@ -97,12 +99,16 @@ class EncoderProcess(Generic[T]):
 
     def offer(self, image: np.ndarray, pts_us: int, tag: T) -> bool:
         """Copy `image` into a free slot and hand it to the child; False if none is free."""
-        try:
-            slot = self._free.popleft()
-        except IndexError:
-            return False
-        np.copyto(self._frames[slot], image.reshape(self._frames.shape[1:]))
-        self._pending.append((slot, tag))
+        with self._ring_lock:
+            if self._closed:
+                raise RecorderError("the encoder process is gone; its error is reported when "
+                                    "the recorder stops")
+            try:
+                slot = self._free.popleft()
+            except IndexError:
+                return False
+            np.copyto(self._frames[slot], image.reshape(self._frames.shape[1:]))
+            self._pending.append((slot, tag))
         try:
             self._process.stdin.write(_MESSAGE.pack(slot, pts_us))
             self._process.stdin.flush()
@@ -148,8 +154,9 @@ class EncoderProcess(Generic[T]):
             raise RecorderError(f"the encoder process failed: {message}")
 
     def _release(self) -> None:
-        del self._frames
-        self._shm.close()
+        with self._ring_lock:
+            del self._frames
+            self._shm.close()
         with contextlib.suppress(FileNotFoundError):
             self._shm.unlink()
 

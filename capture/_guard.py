@@ -32,6 +32,10 @@ class RefusedError(ReceiverError):
         self.code = code
         self.path = path
 
+    def __reduce__(self) -> tuple[type[RefusedError], tuple[int, str, str, str | None]]:
+        # raised in the validation process and re-raised here: pickle every field
+        return (type(self), (self.status, self.code, str(self), self.path))
+
     def reply(self) -> bytes:
         body = ErrorReply(error=ErrorBody(code=self.code, message=str(self), path=self.path))
         return body.model_dump_json().encode()

@@ -9,36 +9,19 @@ from __future__ import annotations
 
 import bisect
 import collections
-import contextlib
-import gc
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from capture._errors import SessionError
 from capture._guard import RefusedError, decode_body, parse
 from capture._layout import PluginInfo
 from capture._store import SessionWriter, tool_version
-from capture._wire import Bye, ByeReply, Hello, HelloReply, Sample, SampleBatch, SyncRequest
+from capture._validate import PreparedBatch
+from capture._wire import Bye, ByeReply, Hello, HelloReply, SyncRequest
 
-_to_json = Sample.__pydantic_serializer__.to_json  # the sample as sent, validated
 _RATE_WINDOW_NS = 5_000_000_000
 _PROBE_MEMORY = 4096
 _CONNECTED_NS = 5_000_000_000  # a plugin silent for longer counts as disconnected
-
-
-@contextlib.contextmanager
-def _collection_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a batch is validated: the thousands of small
-    objects it allocates (no cycles, freed by reference counting) would otherwise trigger
-    repeated full collections and double the cost of validation."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -194,38 +177,33 @@ class Ingest:
         return ByeReply(session=self._writer.session_id,
                         stored_through=self._ledger.stored_through)
 
-    def batch(self, body: bytes, encoding: str, arrival: Arrival) -> tuple[int, int, int]:
-        """Store one batch; returns (stored_through, accepted, duplicates)."""
-        raw = decode_body(body, encoding, self._limit)
-        with _collection_paused():
-            batch = parse(SampleBatch, raw)
+    def batch(self, batch: PreparedBatch, arrival: Arrival) -> tuple[int, int, int]:
+        """Store one validated batch; returns (stored_through, accepted, duplicates)."""
         self._check_session(batch.session)
         writer = self._writing()
         ledger = self._ledger
         events: list[tuple[str, dict[str, int]]] = []
-        for dropped in batch.dropped:
-            if not ledger.covers(dropped.first, dropped.last):
-                events.append(("drop", {"first": dropped.first, "last": dropped.last}))
-                ledger.add(dropped.first, dropped.last)
+        for first, last in batch.dropped:
+            if not ledger.covers(first, last):
+                events.append(("drop", {"first": first, "last": last}))
+                ledger.add(first, last)
         new_seqs: list[int] = []
         lines: list[bytes] = []
         head = b'{"arrival_mono_ns":%d,"arrival_wall_ns":%d,' % (arrival.mono_ns, arrival.wall_ns)
         highest = ledger.highest
-        for sample in batch.samples:
-            seq = sample.seq
+        for seq, sample_json in zip(batch.seqs, batch.samples_json, strict=True):
             if seq <= highest and seq in ledger:
                 continue
             new_seqs.append(seq)
-            sample_json = _to_json(sample, exclude_unset=True)
             lines.append(head + b'"seq":%d,"sample":%s}' % (seq, sample_json))
-        duplicates = len(batch.samples) - len(new_seqs)
+        duplicates = len(batch.seqs) - len(new_seqs)
         for first, last in _runs(new_seqs):
             if 0 <= highest < first - 1:
                 events.append(("gap", {"first": highest + 1, "last": first - 1}))
             ledger.add(first, last)
             highest = ledger.highest
-        sync = [{"kind": "probe", "t0": p.t0, "t1_ns": p.t1_ns, "t2_ns": p.t2_ns, "t3": p.t3}
-                for p in batch.probes if self._new_probe(p.t0, p.t1_ns)]
+        sync = [{"kind": "probe", "t0": t0, "t1_ns": t1, "t2_ns": t2, "t3": t3}
+                for t0, t1, t2, t3 in batch.probes if self._new_probe(t0, t1)]
         sync.append({"kind": "anchor", "client": batch.sent_client,
                      "wall_ms": batch.sent_wall_ms, "arrival_mono_ns": arrival.mono_ns,
                      "arrival_wall_ns": arrival.wall_ns})

@@ -1,9 +1,11 @@
 """The receiver: an aiohttp server on loopback that speaks wire protocol v1 and appends
 what the plugin sends to one recording session.
 
-The event loop only reads bodies and answers; decoding, validation, serialization and disk
-writes run on one worker thread (so log lines stay in arrival order) and every answer is
-sent after its data is in the OS, so an acknowledged sample survives a crash of ours.
+The event loop only reads bodies and answers. Large sample batches are decoded, validated
+and serialized in a worker process (`capture._validate`: CPU work there cannot stall the
+loop), small ones on the writer thread;
+disk writes run on one worker thread, so log lines stay in arrival order, and every answer
+is sent after its data is in the OS, so an acknowledged sample survives a crash of ours.
 `ReceiverThread` runs a `Receiver` on its own loop in a daemon thread for synchronous code.
 """
 
@@ -24,6 +26,7 @@ from capture._errors import ReceiverError
 from capture._guard import RefusedError, check_caller, check_json_type, read_body
 from capture._ingest import Arrival, Ingest, ReceiverStats
 from capture._store import SessionWriter, tool_version
+from capture._validate import BatchValidator, prepare_batch, validate_in_worker
 from capture._wire import Health, SyncReply
 
 logger = logging.getLogger(__name__)
@@ -31,6 +34,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_PORT = 34873
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 SMALL_BODY_BYTES = 16 * 1024  # hello, sync and bye bodies
+# batches up to this size are validated on the writer thread (holding the interpreter lock,
+# and so the event loop, for about a millisecond); larger ones in the validation process
+INLINE_BATCH_BYTES = 64 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -116,6 +122,7 @@ class Receiver:
         self._port = runner.addresses[0][1]
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="stpe-receiver-writer")
+        BatchValidator.executor()  # start the validation process before the first batch
         logger.info("receiver listening on %s for session %s", self.url,
                     self._ingest.session_id)
 
@@ -190,12 +197,21 @@ class Receiver:
 
     async def _samples(self, request: web.Request) -> web.Response:
         body, encoding, arrival = await self._body(request, self._limit)
-        stored_through, accepted, duplicates = await self._work(
-            self._ingest.batch, body, encoding, arrival)
+        if len(body) <= INLINE_BATCH_BYTES:  # ~1 ms of validation: cheaper than a hand-off
+            stored_through, accepted, duplicates = await self._work(
+                self._store_batch, body, encoding, arrival)
+        else:
+            prepared = await validate_in_worker(body, encoding, self._limit)
+            stored_through, accepted, duplicates = await self._work(
+                self._ingest.batch, prepared, arrival)
         # a BatchReply, formatted directly: it is on every batch's critical path
         reply = b'{"stored_through":%d,"accepted":%d,"duplicates":%d}' % (
             stored_through, accepted, duplicates)
         return _json(reply)
+
+    def _store_batch(self, body: bytes, encoding: str,
+                     arrival: Arrival) -> tuple[int, int, int]:
+        return self._ingest.batch(prepare_batch(body, encoding, self._limit), arrival)
 
     async def _sync(self, request: web.Request) -> web.Response:
         t1_ns = time.perf_counter_ns()

@@ -162,3 +162,21 @@ def test_health_is_answered_while_big_batches_are_being_stored(rx):
     assert health.status == 200
     assert finished.index("health") < 6, finished
     assert rx.stats.samples_stored == 8000
+
+
+def test_large_batches_go_through_the_validation_process_with_the_same_answers(rx, tmp_path):
+    from capture._receiver import INLINE_BATCH_BYTES
+
+    big = batch("s1", list(range(200)))
+    assert len(orjson.dumps(big)) > INLINE_BATCH_BYTES
+    assert post(rx.port, "/v1/samples", big).body == {
+        "stored_through": 199, "accepted": 200, "duplicates": 0}
+    bad = batch("s1", list(range(200, 400)))
+    bad["samples"][150]["camera"]["fov_y"] = 500.0
+    state = (tmp_path / "s1" / "state.jsonl").read_bytes()
+    refused = post(rx.port, "/v1/samples", bad)
+    assert refused.status == 422
+    assert refused.body["error"]["path"] == "samples.150.camera.fov_y"
+    assert (tmp_path / "s1" / "state.jsonl").read_bytes() == state
+    again = post(rx.port, "/v1/samples", big)
+    assert again.body == {"stored_through": 199, "accepted": 0, "duplicates": 200}

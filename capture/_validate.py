@@ -1,0 +1,118 @@
+"""Sample batches validated in a separate process, so the receiver's event loop never waits.
+
+Validating a batch is CPU work that holds the interpreter lock for the whole call (tens of
+milliseconds for a thousand samples); in a thread of the receiver's process it would stall
+the event loop for as long. One worker process does it instead and hands back the samples
+as JSON lines ready to append, which also puts a second core to work. One worker keeps
+batches in the order they arrived.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import contextlib
+import gc
+import logging
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from capture._guard import RefusedError, decode_body, parse
+from capture._wire import Sample, SampleBatch
+
+logger = logging.getLogger(__name__)
+
+_to_json = Sample.__pydantic_serializer__.to_json  # the sample as sent, validated
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A validated batch: its samples as JSON, with what the ingest needs to store it."""
+
+    session: str
+    seqs: tuple[int, ...]
+    samples_json: tuple[bytes, ...]
+    probes: tuple[tuple[float, int, int, float], ...]  # t0, t1_ns, t2_ns, t3
+    dropped: tuple[tuple[int, int], ...]  # first, last
+    sent_client: float
+    sent_wall_ms: int
+
+
+@contextlib.contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch is validated: the thousands of small
+    objects it allocates (no cycles, freed by reference counting) would otherwise trigger
+    repeated full collections and double the cost of validation."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def prepare_batch(body: bytes, encoding: str, limit: int) -> PreparedBatch:
+    """Decode, validate and serialize one `/v1/samples` body; RefusedError when it is bad."""
+    raw = decode_body(body, encoding, limit)
+    with _collection_paused():
+        batch = parse(SampleBatch, raw)
+        samples_json = tuple(_to_json(s, exclude_unset=True) for s in batch.samples)
+    return PreparedBatch(
+        session=batch.session, seqs=tuple(s.seq for s in batch.samples),
+        samples_json=samples_json,
+        probes=tuple((p.t0, p.t1_ns, p.t2_ns, p.t3) for p in batch.probes),
+        dropped=tuple((d.first, d.last) for d in batch.dropped),
+        sent_client=batch.sent_client, sent_wall_ms=batch.sent_wall_ms)
+
+
+class BatchValidator:
+    """The process-wide validation worker, started on first use and restarted if it dies."""
+
+    _lock = threading.Lock()
+    _pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    @classmethod
+    def executor(cls) -> concurrent.futures.ProcessPoolExecutor:
+        with cls._lock:
+            if cls._pool is None:
+                cls._pool = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                cls._pool.submit(int)  # start the worker now, not on the first batch
+            return cls._pool
+
+    @classmethod
+    def discard(cls, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        """Forget a broken pool so the next batch starts a fresh worker."""
+        with cls._lock:
+            if cls._pool is pool:
+                cls._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    @classmethod
+    def shutdown(cls) -> None:
+        with cls._lock:
+            pool, cls._pool = cls._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(BatchValidator.shutdown)
+
+
+async def validate_in_worker(body: bytes, encoding: str, limit: int) -> PreparedBatch:
+    """`prepare_batch` in the worker process; a dead worker is a 503 and is replaced."""
+    import asyncio
+
+    pool = BatchValidator.executor()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, prepare_batch, body, encoding, limit)
+    except BrokenProcessPool:
+        logger.error("the batch validation process died; starting a new one")
+        BatchValidator.discard(pool)
+        raise RefusedError(503, "validator_restarting", "the receiver's validation process "
+                           "stopped and is being restarted; retry the batch") from None
