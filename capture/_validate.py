@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -69,6 +70,20 @@ def prepare_batch(body: bytes, encoding: str, limit: int) -> PreparedBatch:
         sent_client=batch.sent_client, sent_wall_ms=batch.sent_wall_ms)
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this process when the receiver's process is gone (even after
+    a kill -9, which gives the pool no chance to stop its worker)."""
+    import os
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="stpe-parent-watch", daemon=True).start()
+
+
 class BatchValidator:
     """The process-wide validation worker, started on first use and restarted if it dies."""
 
@@ -80,7 +95,8 @@ class BatchValidator:
         with cls._lock:
             if cls._pool is None:
                 cls._pool = concurrent.futures.ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent, initargs=(os.getpid(),))
                 cls._pool.submit(int)  # start the worker now, not on the first batch
             return cls._pool
 

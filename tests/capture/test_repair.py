@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -180,6 +181,27 @@ def test_stpe_repair_prints_a_summary(tmp_path):
 
 
 @pytest.mark.x11
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def test_stpe_record_killed_with_sigkill_is_recovered(display, xvfb, tmp_path):
     env = {**os.environ, "DISPLAY": xvfb.display}
     recorder = subprocess.Popen(
@@ -196,10 +218,16 @@ def test_stpe_record_killed_with_sigkill_is_recovered(display, xvfb, tmp_path):
         plugin.play(1.5)
         time.sleep(0.3)  # let the last batch be acknowledged
         acknowledged = plugin.stored_through
+        children = _children(recorder.pid)
+        assert children  # the batch validation process, at least
         killed_ns = time.perf_counter_ns()
         recorder.send_signal(signal.SIGKILL)
         recorder.wait()
         plugin.stop()
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in children if _alive(pid)], "processes outlived stpe record"
     finally:
         recorder.kill()
         recorder.wait()
