@@ -9,6 +9,7 @@ batches in the order they arrived.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import concurrent.futures
 import contextlib
@@ -17,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -73,8 +75,6 @@ def prepare_batch(body: bytes, encoding: str, limit: int) -> PreparedBatch:
 def _exit_with_parent(parent_pid: int) -> None:
     """Worker initializer: end this process when the receiver's process is gone (even after
     a kill -9, which gives the pool no chance to stop its worker)."""
-    import os
-    import time
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -121,8 +121,6 @@ atexit.register(BatchValidator.shutdown)
 
 async def validate_in_worker(body: bytes, encoding: str, limit: int) -> PreparedBatch:
     """`prepare_batch` in the worker process; a dead worker is a 503 and is replaced."""
-    import asyncio
-
     pool = BatchValidator.executor()
     try:
         return await asyncio.get_running_loop().run_in_executor(
