@@ -39,8 +39,10 @@ def match_frames(match_ns: np.ndarray, sample_host_ns: np.ndarray, *,
     The nearest sample to `match_ns` (see `content_times`) is the frame's sample; the
     bracketing pair and weight, and the residual, are taken at `content_ns` (default
     `match_ns`), where the state is interpolated. `decoded` holds, per frame, the sample
-    index its timecode named or -1; those frames take that sample exactly. A frame whose
-    |residual| exceeds `tolerance_ms` is unmatched."""
+    index its timecode named or -1; those frames take that sample exactly, whatever their
+    residual (the picture shows that sample: a large residual means the screen held it
+    longer than usual, not that the pairing is off). Any other frame whose |residual|
+    exceeds `tolerance_ms` is unmatched."""
     at = np.asarray(match_ns, np.float64)
     reference = at if content_ns is None else np.asarray(content_ns, np.float64)
     host = np.asarray(sample_host_ns, np.float64)
@@ -68,7 +70,7 @@ def match_frames(match_ns: np.ndarray, sample_host_ns: np.ndarray, *,
         weight = np.where(tc, 0.0, weight)
         method[tc] = TIMECODE
     residual = (reference - host[nearest]) / 1e6
-    unmatched = ~(np.abs(residual) <= tolerance_ms)
+    unmatched = ~(np.abs(residual) <= tolerance_ms) & (method != TIMECODE)
     method[unmatched] = NONE
     return Matching(np.where(unmatched, -1, nearest), lo, hi, weight,
                     np.where(unmatched, np.nan, residual), method)

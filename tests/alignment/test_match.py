@@ -25,6 +25,17 @@ def test_nearest_bracket_and_weight():
     assert m.method.tolist() == [CLOCK] * 5 + [NONE]
 
 
+def test_a_decoded_frame_stays_matched_when_the_screen_held_its_sample():
+    host = np.array([0.0, 10e6, 20e6])
+    # both frames are grabbed 200 ms after sample 0: the clock cannot match them, but the
+    # second one's timecode says the screen still showed sample 0 (a hitch)
+    m = match_frames(np.array([200e6, 200e6]), host, tolerance_ms=50,
+                     decoded=np.array([-1, 0]))
+    assert m.method.tolist() == [NONE, TIMECODE]
+    assert m.nearest.tolist() == [-1, 0]
+    assert np.isnan(m.residual_ms[0]) and m.residual_ms[1] == pytest.approx(200.0)
+
+
 def test_nearest_at_match_time_bracket_at_content_time():
     host = np.array([0.0, 10e6, 20e6])
     m = match_frames(np.array([4e6]), host, content_ns=np.array([13e6]))
