@@ -3,6 +3,10 @@
 `VirtualDisplay` starts Xvfb on a display number it picks itself (-displayfd) and points
 `DISPLAY` at it until closed; `GameWindow` is an OpenCV (Qt) window at the screen's top-left
 corner whose client area is exactly the game's viewport.
+
+Qt sometimes maps a window it then never paints (seen under CPU load on Xvfb, with no
+window manager): the screen stays black whatever is shown. `GameWindow.open` therefore
+reads the screen back and opens the window again until its first picture is really there.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -21,6 +26,9 @@ from pipeline._errors import PipelineError
 logger = logging.getLogger(__name__)
 
 WINDOW_TITLE = "STPE demo"
+OPEN_ATTEMPTS = 5
+PAINT_WAIT_S = 1.0  # how long one attempt waits for the window's first picture
+PAINT_TOLERANCE = 8.0  # mean absolute difference (levels) between what is shown and seen
 
 
 class VirtualDisplay:
@@ -75,11 +83,25 @@ class GameWindow:
         self._open = False
 
     def open(self) -> GameWindow:
+        """Open the window and wait until the screen shows what it draws."""
         modules = list(sys.modules)
         if "av" in modules and modules.index("av") < modules.index("cv2"):
             raise PipelineError("PyAV was imported before OpenCV in this process, so OpenCV's "
                                 "window would never open (both bundle libxcb); open the window "
                                 "in a process that imports cv2 first, as `stpe demo` does")
+        card = np.full((self.viewport[1], self.viewport[0], 3), 96, np.uint8)
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            self._create()
+            if self.shows(card):
+                return self
+            logger.warning("the window system did not paint the game window (attempt %d of "
+                           "%d); opening it again", attempt, OPEN_ATTEMPTS)
+            self.close()
+        raise PipelineError(f"the window system never painted the game window on DISPLAY="
+                            f"{os.environ.get('DISPLAY')} ({OPEN_ATTEMPTS} attempts); unset "
+                            "DISPLAY to let the demo start its own Xvfb")
+
+    def _create(self) -> None:
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as exc:
@@ -87,8 +109,22 @@ class GameWindow:
                                 f"({exc}); unset DISPLAY to let the demo start Xvfb") from None
         self._open = True
         cv2.moveWindow(self.title, 0, 0)
-        self.show(np.zeros((self.viewport[1], self.viewport[0], 3), np.uint8))
-        return self
+
+    def shows(self, image: np.ndarray, wait_s: float = PAINT_WAIT_S) -> bool:
+        """Show `image` until the screen has it (True) or `wait_s` has passed (False: the
+        window is covered, or the window system is not painting it)."""
+        import mss
+
+        deadline = time.monotonic() + wait_s
+        with mss.MSS() as screen:
+            while True:
+                self.show(image)
+                shot = np.asarray(screen.grab(self.region().model_dump()))[..., :3]
+                if np.abs(shot.astype(np.int16) - image).mean() <= PAINT_TOLERANCE:
+                    return True
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.02)
 
     def show(self, image: np.ndarray) -> None:
         """Put a frame on screen and let the window system paint it."""

@@ -86,6 +86,35 @@ def test_game_shows_each_sample_after_the_latency(monkeypatch):
         assert seq in visible_seqs(shown, start, end)
 
 
+def _cover_the_window() -> None:
+    """Run in a fresh interpreter (cv2 before av): whether the game window's picture is on
+    screen before, while and after another window covers it."""
+    import cv2
+
+    picture = np.full((VIEWPORT[1], VIEWPORT[0], 3), 200, np.uint8)
+    seen = []
+    with GameWindow(VIEWPORT) as window:
+        seen.append(window.shows(picture))
+        cv2.namedWindow("cover", cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+        cv2.moveWindow("cover", 0, 0)
+        cv2.imshow("cover", np.zeros((VIEWPORT[1] + 20, VIEWPORT[0] + 20, 3), np.uint8))
+        cv2.waitKey(1)
+        seen.append(window.shows(picture, wait_s=0.5))
+        cv2.destroyWindow("cover")
+        cv2.waitKey(1)
+        seen.append(window.shows(picture))
+    print(json.dumps(seen))
+
+
+def test_window_knows_whether_its_picture_is_on_screen(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    with VirtualDisplay(640, 480):
+        run = subprocess.run([sys.executable, "-c", "import cv2; from tests.pipeline.demo."
+                              "test_player import _cover_the_window as c; c()"],
+                             capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(run.stdout.splitlines()[-1]) == [True, False, True]
+
+
 def test_visible_seqs_covers_frames_on_screen_during_a_grab():
     def frame(seq, begin, end):
         return ShownFrame(seq, seq, 0, 0.0, begin, end, None, "Running")
