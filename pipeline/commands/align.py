@@ -34,7 +34,8 @@ def print_report(report: AlignmentReport, console: Console) -> None:
          report.latency_bound_ms is None else f"{report.latency_ms:.2f} ± "
          f"{report.latency_bound_ms:.2f} ms ({report.latency_source})"),
         ("timecode", f"decoded {report.timecode['decoded']}, undecodable "
-                     f"{report.timecode['undecodable']}"),
+                     f"{report.timecode['undecodable']}, held past the tolerance "
+                     f"{report.timecode['held_frames']}"),
         ("capture", f"{report.frame_size[0]}x{report.frame_size[1]} px, scale "
                     f"{report.capture_scale[0]:.4g}x{report.capture_scale[1]:.4g}, offset "
                     f"{report.capture_offset[0]:g},{report.capture_offset[1]:g}"),

@@ -98,6 +98,18 @@ def test_frames_beyond_tolerance_are_flagged(tmp_path):
         == report.methods["none"]
 
 
+def test_timecode_frames_stay_matched_past_the_tolerance(tmp_path):
+    sim = simulate_capture(3.0, latency_ms=22.0, seed=13)
+    t = (sim.grab_start_ns - sim.grab_start_ns[0]) / 1e9
+    clap = t < 1.0
+    path = write_session(sim, tmp_path, video=True, strip=clap)
+    # a latency of -10 s puts every frame's content time past the 3 s session's last sample
+    report = align_session(path, latency_ms=-10_000.0)
+    method = np.array(read_aligned(path).column("method").to_pylist())
+    assert (method[clap] == "timecode").all() and (method[~clap] == "none").all()
+    assert report.timecode["held_frames"] == int(clap.sum()) > 0
+
+
 def test_missing_aligned_names_the_command(tmp_path):
     sim = simulate_capture(1.0, seed=1)
     path = write_session(sim, tmp_path)
