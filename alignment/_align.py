@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +103,10 @@ def _clock_summary(model: ClockModel) -> dict[str, object]:
 
 def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
                   latency_ms: float | None = None, use_timecode: bool = True,
-                  ) -> AlignmentReport:
+                  progress: Callable[[int, int], None] | None = None) -> AlignmentReport:
     """Align every captured frame of the session at `path` with its state; write
-    aligned.parquet and alignment.json into the session and return the report."""
+    aligned.parquet and alignment.json into the session and return the report.
+    `progress(done, total)` follows the timecode decoding (frames), the long part."""
     session = Session.open(path)
     state = session.read_state()
     frames = session.read_frames()
@@ -128,7 +130,7 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
     tc = None
     decoded = np.full(frames.num_rows, -1, np.int64)
     if use_timecode and video.is_file():
-        tc = decode_video(video, frames.column("pts_us").to_numpy())
+        tc = decode_video(video, frames.column("pts_us").to_numpy(), progress=progress)
         if tc.decoded:
             decoded = _decoded_index(tc, grab, sample_host, seqs)
     warnings: list[str] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -106,9 +107,10 @@ def remux(source: Path, target: Path) -> tuple[list[int], int, int, float]:
 def align_external(state_log: Path, video: Path, out: Path, *,
                    video_start_wall: str | None = None, offset_ms: float | None = None,
                    tolerance_ms: float = 50.0, latency_ms: float | None = None,
-                   use_timecode: bool = True) -> AlignmentReport:
-    """Build a session at `out` from a state log and any video, and align it. Nothing is
-    left at `out` when anything fails."""
+                   use_timecode: bool = True,
+                   progress: Callable[[int, int], None] | None = None) -> AlignmentReport:
+    """Build a session at `out` from a state log and any video, and align it (`progress` as
+    for `align_session`). Nothing is left at `out` when anything fails."""
     if video_start_wall is not None and offset_ms is not None:
         raise AlignmentError("give --video-start-wall or --offset-ms, not both")
     out = Path(out)
@@ -151,7 +153,7 @@ def align_external(state_log: Path, video: Path, out: Path, *,
                              for i, p in enumerate(pts))
         writer.finalize()
         report = align_session(writer.path, tolerance_ms=tolerance_ms, latency_ms=latency_ms,
-                               use_timecode=use_timecode)
+                               use_timecode=use_timecode, progress=progress)
         if (report.latency_source == "default" and video_start_wall is None
                 and offset_ms is None):
             raise AlignmentError("cannot place the video in time: it shows no timecode; pass "

@@ -14,7 +14,7 @@ cell that is not black, wrong markers or a failed check make the frame undecodab
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ MIN_CONTRAST = 48.0  # luma levels between the white and black references
 AMBIGUOUS = 0.2  # half-width of the rejected band around the threshold, x contrast
 MAX_CELL_STD = 0.2  # x contrast: a cell with more spread straddles an edge
 LOCATE_FRAMES = 120
+PROGRESS_EVERY = 256  # frames between progress reports
 SQUARE_TOLERANCE = 0.15  # measured cells closer than this to square are taken as square
 _WHITE = ((1, 1), (1, 3), (1, 37))
 _BLACK = ((1, 2), (1, 36), (1, 38))
@@ -154,8 +155,10 @@ def _frames(video: Path) -> Iterator[tuple[int, Any]]:
 
 
 def decode_video(video: Path, frame_pts_us: np.ndarray, *,
-                 locate_frames: int = LOCATE_FRAMES) -> TimecodeResult:
-    """Decode the timecode of every frame of `video`, matched to the frame table by pts."""
+                 locate_frames: int = LOCATE_FRAMES,
+                 progress: Callable[[int, int], None] | None = None) -> TimecodeResult:
+    """Decode the timecode of every frame of `video`, matched to the frame table by pts;
+    `progress(done, total)` is called every few hundred frames and at the end."""
     pts = np.asarray(frame_pts_us, np.int64)
     payload = np.full(pts.size, -1, np.int64)
     row_by_pts = {int(p): i for i, p in enumerate(pts)}
@@ -184,5 +187,9 @@ def decode_video(video: Path, frame_pts_us: np.ndarray, *,
         value = read_cells(luma, grid)
         if value is not None:
             payload[row] = value
+        if progress is not None and seen_rows % PROGRESS_EVERY == 0:
+            progress(seen_rows, pts.size)
+    if progress is not None:
+        progress(pts.size, pts.size)
     decoded = int((payload >= 0).sum())
     return TimecodeResult(payload, geometry, decoded, seen_rows - decoded)

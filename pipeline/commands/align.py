@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from alignment import AlignmentReport, align_external, align_session
@@ -81,11 +82,20 @@ def command(session: Path | None, state_log: Path | None, video: Path | None,
         raise click.UsageError("give a SESSION, or --state, --video and --out, not both")
     if session is None and any(v is None for v in external):
         raise click.UsageError("give a SESSION to align, or all of --state, --video and --out")
-    if session is not None:
-        report = align_session(session, tolerance_ms=tolerance_ms, latency_ms=latency_ms,
-                               use_timecode=not no_timecode)
-    else:
-        report = align_external(state_log, video, out, video_start_wall=video_start_wall,
-                                offset_ms=offset_ms, tolerance_ms=tolerance_ms,
-                                latency_ms=latency_ms, use_timecode=not no_timecode)
-    print_report(report, Console())
+    console = Console()
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("reading the timecode", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        options = {"tolerance_ms": tolerance_ms, "latency_ms": latency_ms,
+                   "use_timecode": not no_timecode, "progress": progress}
+        if session is not None:
+            report = align_session(session, **options)
+        else:
+            report = align_external(state_log, video, out, video_start_wall=video_start_wall,
+                                    offset_ms=offset_ms, **options)
+    print_report(report, console)

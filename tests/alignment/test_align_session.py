@@ -75,10 +75,13 @@ def test_clap_mode_measures_latency_then_maps_the_middle_by_clock(tmp_path):
     t = (sim.grab_start_ns - sim.grab_start_ns[0]) / 1e9
     clap = (t < 1.0) | (t > t[-1] - 1.0)
     path = write_session(sim, tmp_path, video=True, strip=clap)
-    report = align_session(path)
+    calls = []
+    report = align_session(path, progress=lambda done, total: calls.append((done, total)))
     table = read_aligned(path)
     method = np.array(table.column("method").to_pylist())
     seq = np.array(table.column("seq").to_pylist())
+    frames = table.num_rows
+    assert calls == [(done, frames) for done in range(256, frames, 256)] + [(frames, frames)]
     assert report.latency_source == "timecode"
     assert report.timecode["decoded"] == int(clap.sum())
     assert (method[clap] == "timecode").all() and (method[~clap] == "clock").all()
