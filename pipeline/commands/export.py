@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from pipeline.export import EXPORTERS, ExportOptions, export_sessions
 
@@ -26,8 +27,13 @@ from pipeline.export import EXPORTERS, ExportOptions, export_sessions
 def command(sessions: tuple[Path, ...], fmt: str, out: Path, timecode: str,
             shard_size: float, fps_cap: float | None) -> None:
     """Export labelled SESSIONS (after `stpe labels`) as a dataset folder."""
-    with Console(stderr=True).status(f"exporting {len(sessions)} session(s) as {fmt}"):
-        counts = export_sessions(list(sessions), fmt, out, ExportOptions(
-            timecode=timecode, shard_mb=shard_size, fps_cap=fps_cap))
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task(f"exporting {len(sessions)} session(s) as {fmt}", total=None)
+        counts = export_sessions(
+            list(sessions), fmt, out,
+            ExportOptions(timecode=timecode, shard_mb=shard_size, fps_cap=fps_cap),
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     Console().print(f"wrote {out} ({fmt}): {summary}")

@@ -55,7 +55,7 @@ def export_coco(sessions: Sequence[SessionData], root: Path,
         masks = segment_masks(s)
         objects = s.labels["objects"].to_pylist()
         frames = s.labels["frame_index"].to_pylist()
-        for row, image in iter_images(s, options.timecode):
+        for row, image in iter_images(s, options):
             image_id = len(images) + 1
             name = f"images/{key(s, frames[row])}.jpg"
             (root / name).write_bytes(jpeg(image))

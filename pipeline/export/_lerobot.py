@@ -103,7 +103,7 @@ def export_lerobot(sessions: Sequence[SessionData], root: Path,
         for ep, s in enumerate(sessions):
             t = s.labels["t"].to_numpy()
             timestamps = t - t[0]
-            for row, image in iter_images(s, options.timecode):
+            for row, image in iter_images(s, options):
                 if image.shape[:2] != (height + height % 2, width + width % 2):
                     image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)))
                 video.write(image, round((offset + timestamps[row]) * 1_000_000))

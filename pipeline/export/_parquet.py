@@ -62,7 +62,7 @@ def export_parquet(sessions: Sequence[SessionData], root: Path,
 
     for s in sessions:
         records = frame_records(s)
-        for row, image in iter_images(s, options.timecode):
+        for row, image in iter_images(s, options):
             r = records[row]
             data = jpeg(image)
             if batch and batch_bytes + len(data) > limit:

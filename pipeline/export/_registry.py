@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,25 @@ def register(name: str) -> Callable[[Exporter], Exporter]:
     return add
 
 
+def _counter(progress: Callable[[int, int], None], total: int) -> Callable[[], None]:
+    """A per-frame callback that reports every 64th frame and the last one."""
+    done = 0
+
+    def count() -> None:
+        nonlocal done
+        done += 1
+        if done % 64 == 0 or done == total:
+            progress(done, total)
+
+    progress(0, total)
+    return count
+
+
 def export_sessions(paths: Sequence[Path], fmt: str, out: Path,
-                    options: ExportOptions | None = None) -> dict[str, Any]:
-    """Export labelled sessions to `out` in format `fmt`; returns the exporter's counts."""
+                    options: ExportOptions | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Export labelled sessions to `out` in format `fmt`; returns the exporter's counts.
+    `progress(done, total)` follows the frames read, over all the sessions."""
     options = options or ExportOptions()
     if fmt not in EXPORTERS:
         raise PipelineError(f"unknown export format {fmt!r}; expected one of "
@@ -57,6 +74,9 @@ def export_sessions(paths: Sequence[Path], fmt: str, out: Path,
     names = [s.name for s in sessions]
     if len(set(names)) != len(names):
         raise PipelineError(f"the same session is given twice ({names}); pass each once")
+    if progress is not None:
+        options = replace(options, on_image=_counter(
+            progress, sum(s.labels.num_rows for s in sessions)))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

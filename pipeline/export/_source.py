@@ -4,8 +4,8 @@ strip masked or cropped away."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -31,6 +31,7 @@ class ExportOptions:
     timecode: Timecode = "keep"
     shard_mb: float = 256.0
     fps_cap: float | None = None
+    on_image: Callable[[], None] | None = field(default=None, compare=False)  # per frame read
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,10 @@ def load_session(path: Any, options: ExportOptions) -> SessionData:
                        events=read_label_events(session))
 
 
-def iter_images(data: SessionData, timecode: Timecode) -> Iterator[tuple[int, np.ndarray]]:
-    """(row in data.labels, RGB image) for every kept frame, in order."""
+def iter_images(data: SessionData, options: ExportOptions) -> Iterator[tuple[int, np.ndarray]]:
+    """(row in data.labels, RGB image) for every kept frame, in order, with the timecode
+    strip handled as `options` say; `options.on_image` is called for each."""
+    timecode = options.timecode
     wanted = {int(f): i for i, f in enumerate(data.labels["frame_index"].to_pylist())}
     seen = 0
     try:
@@ -123,6 +126,8 @@ def iter_images(data: SessionData, timecode: Timecode) -> Iterator[tuple[int, np
             elif timecode == "crop":
                 image = image[: data.size[1]]
             seen += 1
+            if options.on_image is not None:
+                options.on_image()
             yield row, np.ascontiguousarray(image)
     except SessionError as exc:
         raise PipelineError(f"cannot decode the video of {data.session.path}: {exc}") from None

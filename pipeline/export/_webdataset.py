@@ -69,7 +69,7 @@ def export_webdataset(sessions: Sequence[SessionData], root: Path,
     try:
         for s in sessions:
             records = frame_records(s)
-            for row, image in iter_images(s, options.timecode):
+            for row, image in iter_images(s, options):
                 record = records[row]
                 k = key(s, record["frame_index"])
                 vector = np.concatenate([s.state[row], s.action[row]])

@@ -150,8 +150,12 @@ def test_coco_boxes_and_tracks_match_the_labels(sessions, tmp_path):
 @pytest.mark.parametrize("fmt", ["webdataset", "parquet", "coco", "lerobot"])
 def test_exports_are_deterministic(sessions, tmp_path, fmt):
     a, b = tmp_path / "a", tmp_path / "b"
-    export_sessions(sessions[:1], fmt, a, ExportOptions(fps_cap=10))
+    calls = []
+    counts = export_sessions(sessions[:1], fmt, a, ExportOptions(fps_cap=10),
+                             progress=lambda done, total: calls.append((done, total)))
     export_sessions(sessions[:1], fmt, b, ExportOptions(fps_cap=10))
+    frames = {"coco": "images", "lerobot": "frames", "parquet": "rows", "webdataset": "samples"}
+    assert calls == [(0, counts[frames[fmt]]), (counts[frames[fmt]], counts[frames[fmt]])]
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for f in files:
