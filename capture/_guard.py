@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hmac
 import zlib
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator
 
 from capture._errors import ReceiverError
 from capture._wire import ErrorBody, ErrorReply
@@ -128,8 +129,13 @@ def parse(model: type[M], raw: bytes) -> M:
 
     Malformed JSON is a 400; a schema violation, NaN or infinity is a 422 naming the field.
     """
+    return validate_json(model.__pydantic_validator__, model.__name__, raw)
+
+
+def validate_json(validator: SchemaValidator, name: str, raw: bytes) -> Any:
+    """`parse` with any validator of the model called `name` (capture._fastwire's too)."""
     try:
-        return model.model_validate_json(raw, strict=True)
+        return validator.validate_json(raw, strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         if first["type"] == "json_invalid":
@@ -138,6 +144,6 @@ def parse(model: type[M], raw: bytes) -> M:
         path = _dotted(first["loc"])
         count = exc.error_count()
         more = f" (and {count - 1} more)" if count > 1 else ""
-        raise RefusedError(422, "invalid_" + model.__name__.lower(),
+        raise RefusedError(422, "invalid_" + name.lower(),
                       f"{path or 'body'}: {first['msg']}{more}; expected a valid "
-                      f"{model.__name__} (see docs/protocol.md)", path or None) from None
+                      f"{name} (see docs/protocol.md)", path or None) from None
