@@ -15,6 +15,7 @@ validated data is built from them.
 from __future__ import annotations
 
 import functools
+import types
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,8 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     """The model a field holds (directly, in a list, or optionally), if any."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
+    if typing.get_origin(annotation) not in (list, typing.Union, types.UnionType):
+        return None
     for arg in typing.get_args(annotation):
         found = _model_in(arg)
         if found is not None:
@@ -87,8 +90,9 @@ def _typed_dict(model_schema: dict[str, Any]) -> dict[str, Any]:
         if "validation_alias" in field:
             entry["validation_alias"] = field["validation_alias"]
         fields[name] = entry
-    out: dict[str, Any] = {"type": "typed-dict", "fields": fields,
-                           "extra_behavior": "forbid", "config": model_schema.get("config", {})}
+    config = model_schema.get("config", {})
+    out: dict[str, Any] = {"type": "typed-dict", "fields": fields, "config": config,
+                           "extra_behavior": config.get("extra_fields_behavior", "ignore")}
     if "ref" in model_schema:
         out["ref"] = model_schema["ref"]
     return out

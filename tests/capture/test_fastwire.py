@@ -138,3 +138,5 @@ def test_after_validators_see_defaults_of_fields_not_sent():
     with pytest.raises(ValidationError, match="too big"):
         validator.validate_json(b'{"parts": [{"size": 1.5}, {"size": 1}]}')
     assert validator.validate_json(b'{"parts": [{"size": 2.5}], "limit": 3}')["limit"] == 3
+    assert validator.validate_json(b'{"parts": [], "other": 1}') == {"parts": []}  # as the
+    assert Limited.model_validate_json(b'{"parts": [], "other": 1}').parts == []  # model: ignored
