@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.json as pa_json
 from pydantic import BaseModel
 
 from capture._wire import Sample
@@ -50,3 +51,46 @@ def flatten(table: pa.Table) -> pa.Table:
     while any(pa.types.is_struct(f.type) for f in table.schema):
         table = table.flatten()
     return table
+
+
+@cache
+def state_schema() -> pa.Schema:
+    """One state.jsonl record as arrow: the arrival stamps and the sample."""
+    return pa.schema([("arrival_mono_ns", pa.int64()), ("arrival_wall_ns", pa.int64()),
+                      ("sample", sample_struct())])
+
+
+def _variable_lists(type_: pa.DataType) -> pa.DataType:
+    """`type_` with fixed-size lists as plain lists (what arrow's JSON reader can fill)."""
+    if pa.types.is_list(type_) or pa.types.is_fixed_size_list(type_):
+        return pa.list_(_variable_lists(type_.value_type))
+    if pa.types.is_struct(type_):
+        return pa.struct([pa.field(f.name, _variable_lists(f.type)) for f in type_])
+    return type_
+
+
+def _flat_by_seq(table: pa.Table) -> pa.Table:
+    table = flatten(table.cast(state_schema()))
+    table = table.rename_columns([c.removeprefix("sample.") for c in table.column_names])
+    return table.sort_by("seq")
+
+
+def state_table(lines: bytes) -> pa.Table:
+    """Complete state.jsonl lines as one flat table sorted by seq, parsed by arrow's
+    multithreaded JSON reader (a fraction of the time and memory of Python objects);
+    pa.ArrowException for anything it cannot read, which `state_table_from_records` reads
+    or names."""
+    reading = pa.schema([(f.name, _variable_lists(f.type)) for f in state_schema()])
+    table = pa_json.read_json(
+        pa.BufferReader(lines),
+        read_options=pa_json.ReadOptions(block_size=16 << 20),
+        parse_options=pa_json.ParseOptions(explicit_schema=reading,
+                                           unexpected_field_behavior="ignore"))
+    return _flat_by_seq(table)
+
+
+def state_table_from_records(records: list[dict[str, Any]]) -> pa.Table:
+    """`state_table` from already parsed records."""
+    return _flat_by_seq(pa.Table.from_pylist(
+        [{"arrival_mono_ns": r["arrival_mono_ns"], "arrival_wall_ns": r["arrival_wall_ns"],
+          "sample": r["sample"]} for r in records], schema=state_schema()))

@@ -7,6 +7,7 @@ Both are safe to use from several threads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -23,7 +24,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from capture import _layout as layout
-from capture._arrow import flatten, sample_struct
+from capture._arrow import state_table, state_table_from_records
 from capture._errors import SessionError
 from capture._layout import ClockAnchor, SessionManifest, Status
 
@@ -202,13 +203,25 @@ class VideoFrame:
 def read_jsonl(path: Path, *, strict_tail: bool = False) -> Iterator[dict[str, Any]]:
     """Yield the records of a JSON-lines log. A truncated last line (a crash mid-write) is
     skipped with a warning unless `strict_tail`; a corrupt line elsewhere is an error."""
-    if not path.exists():
-        return
-    with open(path, "rb") as f:
-        data = f.read()
-    lines = data.split(b"\n")
-    tail = lines.pop()  # b"" when the file ends with a newline
-    for number, line in enumerate(lines, 1):
+    if path.exists():
+        yield from _parse_lines(_complete_lines(path, strict_tail), path)
+
+
+def _complete_lines(path: Path, strict_tail: bool = False) -> bytes:
+    """The log's bytes up to its last newline; a truncated last line after it is warned
+    about (or, with `strict_tail`, an error)."""
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    tail = data[end:]
+    if tail.strip():
+        if strict_tail:
+            raise SessionError(f"{path}: last line is truncated; run `stpe repair`")
+        logger.warning("%s: ignoring a truncated last line (%d bytes)", path, len(tail))
+    return data[:end]
+
+
+def _parse_lines(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
         try:
@@ -216,10 +229,6 @@ def read_jsonl(path: Path, *, strict_tail: bool = False) -> Iterator[dict[str, A
         except orjson.JSONDecodeError as exc:
             raise SessionError(f"{path}:{number}: corrupt record ({exc}); "
                                "run `stpe repair` on the session") from None
-    if tail.strip():
-        if strict_tail:
-            raise SessionError(f"{path}: last line is truncated; run `stpe repair`")
-        logger.warning("%s: ignoring a truncated last line (%d bytes)", path, len(tail))
 
 
 class Session:
@@ -257,16 +266,23 @@ class Session:
     def read_state(self) -> pa.Table:
         """Stored samples as one flat table sorted by seq: `arrival_mono_ns`,
         `arrival_wall_ns` and the sample's fields as columns (`seq`, `t`, `camera.cframe`)."""
-        records = sorted(self.state_records(), key=lambda r: r["seq"])
-        struct = sample_struct()
-        schema = pa.schema([("arrival_mono_ns", pa.int64()), ("arrival_wall_ns", pa.int64()),
-                            ("sample", struct)])
-        table = pa.Table.from_pylist(
-            [{"arrival_mono_ns": r["arrival_mono_ns"], "arrival_wall_ns": r["arrival_wall_ns"],
-              "sample": r["sample"]} for r in records],
-            schema=schema)
-        table = flatten(table)
-        return table.rename_columns([c.removeprefix("sample.") for c in table.column_names])
+        path = self.path / layout.STATE
+        lines = _complete_lines(path) if path.exists() else b""
+        table = None
+        if lines.strip():
+            # on failure, read line by line below: it names a corrupt line, or reads the rest
+            with contextlib.suppress(pa.ArrowException):
+                table = state_table(lines)
+        if table is None:
+            try:
+                table = state_table_from_records(list(_parse_lines(lines, path)))
+            except KeyError as exc:
+                raise SessionError(f"{path}: a record has no {exc}; it is not a state log "
+                                   "record") from None
+        if table.column("seq").null_count:
+            raise SessionError(f"{path}: {table.column('seq').null_count} record(s) hold no "
+                               "sample seq; it is not a state log the receiver wrote")
+        return table
 
     def read_frames(self) -> pa.Table:
         """The frame table: index, pts_us, grab_start_ns, grab_end_ns, wall_ns, dropped_before."""

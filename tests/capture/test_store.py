@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from capture import Sample, Session, SessionError, SessionWriter
+from capture import Sample, Session, SessionError, SessionWriter, synthetic_sample
+from capture._arrow import state_table, state_table_from_records
 from tests.conftest import make_sample
 
 
@@ -44,6 +47,44 @@ def test_truncated_tail_is_skipped_but_corrupt_middle_is_an_error(tmp_path):
     path.write_bytes(b'{"seq": 1, "arr\n' + path.read_bytes())
     with pytest.raises(SessionError, match="corrupt record"):
         Session.open(tmp_path / "s2").read_state()
+
+
+_OPTIONAL = ["wall_ms", "character", "inputs", "entities", "camera.subject",
+             "camera.root_projection", "inputs.keys", "inputs.mouse_delta",
+             "character.ground.instance", "character.ground.distance"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(dropped=st.lists(st.lists(st.sampled_from(_OPTIONAL), max_size=4), min_size=1,
+                        max_size=6),
+       order=st.randoms())
+def test_arrow_reader_equals_the_record_reader(dropped, order):
+    """The fast reader and the line-by-line one give the same table, whatever optional
+    fields the samples leave out and in whatever order they were stored."""
+    lines = []
+    for seq, leave_out in enumerate(dropped):
+        sample = synthetic_sample(seq, seq / 60)
+        for path in leave_out:
+            *parents, leaf = path.split(".")
+            node = sample
+            for key in parents:
+                node = node.get(key) or {}
+            node.pop(leaf, None)
+        Sample.model_validate(sample)
+        lines.append(_state_line(sample, 1000 + seq))
+    order.shuffle(lines)
+    data = b"\n".join(lines) + b"\n"
+    fast = state_table(data)
+    assert fast.equals(state_table_from_records([orjson.loads(line) for line in lines]))
+    assert fast["seq"].to_pylist() == list(range(len(dropped)))
+
+
+def test_records_that_are_not_state_records_are_refused(tmp_path):
+    writer = SessionWriter.create(tmp_path, "s3")
+    writer.append_state([_state_line(make_sample(0, 0.0), 1), b'{"note": "not a sample"}'])
+    writer.close()
+    with pytest.raises(SessionError, match="not a state log"):
+        Session.open(tmp_path / "s3").read_state()
 
 
 def test_open_refuses_a_folder_without_manifest(tmp_path):
