@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 
@@ -33,11 +34,23 @@ def demo(tmp_path_factory):
     return out, Session.open(session), run.output
 
 
+def _stalls(out) -> list[tuple[int, int]]:
+    """Stretches of more than 0.25 s in which the game, in its own process, showed nothing:
+    the whole machine stalled (a shared VM does), so no recorder could grab on time."""
+    shown = [f.shown_begin_ns for f in read_truth(out / "truth.jsonl")]
+    return [(a, b) for a, b in itertools.pairwise(shown) if b - a > 0.25e9]
+
+
 def test_frames_are_recorded_at_the_target_rate(demo):
-    _, session, output = demo
+    out, session, output = demo
     grabs = session.read_frames()["grab_start_ns"].to_numpy()
-    rate = (len(grabs) - 1) / ((grabs[-1] - grabs[0]) / 1e9)
-    assert rate >= 0.95 * FPS
+    stalls = _stalls(out)
+    stalled_ns = sum(min(b, grabs[-1]) - max(a, grabs[0]) for a, b in stalls
+                     if b > grabs[0] and a < grabs[-1])
+    during = sum(int(((grabs > a) & (grabs < b)).sum()) for a, b in stalls)
+    assert stalled_ns < 0.2 * (grabs[-1] - grabs[0]), stalls
+    rate = (len(grabs) - 1 - during) / ((grabs[-1] - grabs[0] - stalled_ns) / 1e9)
+    assert rate >= 0.95 * FPS, (rate, stalls)
     assert "stpe demo" in output and "timecode" in output
 
 
