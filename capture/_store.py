@@ -279,6 +279,10 @@ class Session:
             except KeyError as exc:
                 raise SessionError(f"{path}: a record has no {exc}; it is not a state log "
                                    "record") from None
+            except (pa.ArrowException, TypeError, OverflowError) as exc:
+                raise SessionError(f"{path}: a record does not match the sample schema "
+                                   f"({exc}); it is not a state log the receiver wrote") \
+                    from None
         if table.column("seq").null_count:
             raise SessionError(f"{path}: {table.column('seq').null_count} record(s) hold no "
                                "sample seq; it is not a state log the receiver wrote")

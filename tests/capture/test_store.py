@@ -79,9 +79,16 @@ def test_arrow_reader_equals_the_record_reader(dropped, order):
     assert fast["seq"].to_pylist() == list(range(len(dropped)))
 
 
-def test_records_that_are_not_state_records_are_refused(tmp_path):
+@pytest.mark.parametrize("line", [
+    b'{"note": "not a sample"}',
+    b'{"arrival_mono_ns": 2, "arrival_wall_ns": 3, "sample": {"seq": "one"}}',
+    b'{"arrival_mono_ns": 2, "arrival_wall_ns": 3, "sample": {"seq": 1, "t": [1, 2]}}',
+    b'{"arrival_mono_ns": 99999999999999999999999, "arrival_wall_ns": 3, "sample": {}}',
+    b'[1, 2, 3]',
+])
+def test_records_that_are_not_state_records_are_refused(tmp_path, line):
     writer = SessionWriter.create(tmp_path, "s3")
-    writer.append_state([_state_line(make_sample(0, 0.0), 1), b'{"note": "not a sample"}'])
+    writer.append_state([_state_line(make_sample(0, 0.0), 1), line])
     writer.close()
     with pytest.raises(SessionError, match="not a state log"):
         Session.open(tmp_path / "s3").read_state()
