@@ -142,20 +142,24 @@ def _entities(column: pa.Array, m: Matching, keep: np.ndarray) -> pa.Array:
     if todo.size:
         lefts = column.take(pa.array(m.left[todo])).to_pylist()
         rights = column.take(pa.array(m.right[todo])).to_pylist()
+        # every entity held on both sides, then one vectorised slerp for all of them
+        where: list[tuple[int, int]] = []
+        pairs: list[tuple[list[float], list[float], float]] = []
         for k, frame in enumerate(todo):
             if not out[frame] or not lefts[k] or not rights[k]:
                 continue
-            by_id_l = {e["id"]: e for e in lefts[k]}
-            by_id_r = {e["id"]: e for e in rights[k]}
-            w = np.array([m.weight[frame]])
-            entities = []
-            for entity in out[frame]:
+            by_id_l = {e["id"]: e["cframe"] for e in lefts[k]}
+            by_id_r = {e["id"]: e["cframe"] for e in rights[k]}
+            for i, entity in enumerate(out[frame]):
                 a, b = by_id_l.get(entity["id"]), by_id_r.get(entity["id"])
                 if a is not None and b is not None:
-                    cf = interpolate_cframes(np.array([a["cframe"]]), np.array([b["cframe"]]), w)
-                    entity = {**entity, "cframe": cf[0].tolist()}
-                entities.append(entity)
-            out[frame] = entities
+                    where.append((frame, i))
+                    pairs.append((a, b, m.weight[frame]))
+        if pairs:
+            a, b, w = zip(*pairs, strict=True)
+            cframes = interpolate_cframes(np.array(a), np.array(b), np.array(w)).tolist()
+            for (frame, i), cframe in zip(where, cframes, strict=True):
+                out[frame][i] = {**out[frame][i], "cframe": cframe}
     for frame in np.flatnonzero(~keep):
         out[frame] = None
     return pa.array(out, column.type)

@@ -100,3 +100,38 @@ def test_interpolate_cframes_position_linear_rotation_slerp():
     out = interpolate_cframes(c0, c1, np.array([0.25]))
     assert out[0, :3] == pytest.approx([2.5, 0.5, -1.0])
     assert out[0, 3:].reshape(3, 3) == pytest.approx(_rot_y(0.3), abs=1e-12)
+
+
+def test_entities_held_on_both_sides_are_interpolated_the_rest_taken_nearest():
+    from alignment._interp import state_at_frames
+    from alignment._match import Matching
+    from capture._arrow import state_table_from_records
+    from tests.conftest import make_sample
+
+    def entity(id_, x, angle):
+        return {"id": id_, "name": id_, "tag": "STPE_Track",
+                "cframe": [x, 1.0, 0.0, *_rot_y(angle).reshape(-1)], "size": [2.0, 2.0, 2.0],
+                "velocity": [0.0, 0.0, 0.0], "projection": [0.0, 0.0, 5.0, 1.0]}
+
+    samples = [make_sample(0, 0.0), make_sample(1, 0.1), make_sample(2, 0.2)]
+    samples[0]["entities"] = [entity("a", 0.0, 0.0), entity("b", 9.0, 0.0)]
+    samples[1]["entities"] = [entity("a", 4.0, math.pi / 2)]
+    samples[2]["entities"] = []
+    state = state_table_from_records([{"arrival_mono_ns": i, "arrival_wall_ns": i, "sample": s}
+                                      for i, s in enumerate(samples)])
+    # frame 0: 25 % of the way from sample 0 to 1 (nearest 0); frame 1: 75 % (nearest 1);
+    # frame 2: between 1 and 2, where "a" is gone; frame 3: unmatched
+    m = Matching(nearest=np.array([0, 1, 2, -1]), left=np.array([0, 0, 1, 0]),
+                 right=np.array([1, 1, 2, 0]), weight=np.array([0.25, 0.75, 0.5, 0.0]),
+                 residual_ms=np.zeros(4), method=np.array([CLOCK, CLOCK, CLOCK, NONE]))
+    out = state_at_frames(state, m)["entities"].to_pylist()
+    first = {e["id"]: e for e in out[0]}
+    assert first["a"]["cframe"][0] == pytest.approx(1.0)
+    rotation = np.array(first["a"]["cframe"][3:]).reshape(3, 3)
+    assert rotation == pytest.approx(_rot_y(math.pi / 8), abs=1e-12)
+    assert first["b"]["cframe"][0] == 9.0  # only on the left: the nearest sample's value
+    (a,) = out[1]
+    assert a["cframe"][0] == pytest.approx(3.0)
+    assert np.array(a["cframe"][3:]).reshape(3, 3) == pytest.approx(_rot_y(3 * math.pi / 8),
+                                                                      abs=1e-12)
+    assert out[2] == [] and out[3] is None
