@@ -94,3 +94,24 @@ def state_table_from_records(records: list[dict[str, Any]]) -> pa.Table:
     return _flat_by_seq(pa.Table.from_pylist(
         [{"arrival_mono_ns": r["arrival_mono_ns"], "arrival_wall_ns": r["arrival_wall_ns"],
           "sample": r["sample"]} for r in records], schema=state_schema()))
+
+
+FRAME_COLUMNS = ("index", "pts_us", "grab_start_ns", "grab_end_ns", "wall_ns", "dropped_before")
+_FRAMES = pa.schema([(name, pa.int64()) for name in FRAME_COLUMNS])
+
+
+def frames_table(lines: bytes) -> pa.Table:
+    """Complete frames.jsonl lines as the frame table (a missing value reads 0), parsed by
+    arrow's JSON reader; pa.ArrowException for anything it cannot read."""
+    table = pa_json.read_json(
+        pa.BufferReader(lines),
+        parse_options=pa_json.ParseOptions(explicit_schema=_FRAMES,
+                                           unexpected_field_behavior="ignore"))
+    return pa.table({name: table.column(name).fill_null(0).combine_chunks()
+                     for name in FRAME_COLUMNS})
+
+
+def frames_table_from_records(records: list[dict[str, Any]]) -> pa.Table:
+    """`frames_table` from already parsed records."""
+    return pa.table({name: pa.array([r.get(name) or 0 for r in records], pa.int64())
+                     for name in FRAME_COLUMNS})

@@ -24,7 +24,12 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from capture import _layout as layout
-from capture._arrow import state_table, state_table_from_records
+from capture._arrow import (
+    frames_table,
+    frames_table_from_records,
+    state_table,
+    state_table_from_records,
+)
 from capture._errors import SessionError
 from capture._layout import ClockAnchor, SessionManifest, Status
 
@@ -290,9 +295,16 @@ class Session:
 
     def read_frames(self) -> pa.Table:
         """The frame table: index, pts_us, grab_start_ns, grab_end_ns, wall_ns, dropped_before."""
-        names = ["index", "pts_us", "grab_start_ns", "grab_end_ns", "wall_ns", "dropped_before"]
-        rows = list(read_jsonl(self.path / layout.FRAMES))
-        return pa.table({n: pa.array([r.get(n, 0) for r in rows], pa.int64()) for n in names})
+        path = self.path / layout.FRAMES
+        lines = _complete_lines(path) if path.exists() else b""
+        if lines.strip():
+            with contextlib.suppress(pa.ArrowException):
+                return frames_table(lines)
+        try:
+            return frames_table_from_records(list(_parse_lines(lines, path)))
+        except (AttributeError, pa.ArrowException, TypeError, OverflowError) as exc:
+            raise SessionError(f"{path}: a record is not a frame row ({exc}); it is not a "
+                               "frame table the recorder wrote") from None
 
     def iter_frames(self, start: int = 0) -> Iterator[VideoFrame]:
         """Decode the video in order, yielding each frame with its frame-table index and pts.

@@ -6,7 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capture import Sample, Session, SessionError, SessionWriter, synthetic_sample
-from capture._arrow import state_table, state_table_from_records
+from capture._arrow import (
+    frames_table,
+    frames_table_from_records,
+    state_table,
+    state_table_from_records,
+)
 from tests.conftest import make_sample
 
 
@@ -110,3 +115,23 @@ def test_append_after_close_is_refused(tmp_path):
     writer.close()
     with pytest.raises(SessionError, match="closed"):
         writer.append_event("marker")
+
+
+def test_frame_table_readers_agree_and_refuse_foreign_rows(tmp_path):
+    writer = SessionWriter.create(tmp_path, "s4")
+    rows = [{"index": i, "pts_us": i * 33_333, "grab_start_ns": 10 + i, "grab_end_ns": 20 + i,
+             "wall_ns": 30 + i} for i in range(5)]
+    rows[2]["dropped_before"] = 3
+    rows[3]["pts_us"] = None
+    writer.append_frames(rows)
+    writer.close()
+    table = Session.open(tmp_path / "s4").read_frames()
+    lines = b"\n".join(orjson.dumps(r) for r in rows) + b"\n"
+    assert table.equals(frames_table_from_records(rows))
+    assert table.equals(frames_table(lines))
+    assert table["dropped_before"].to_pylist() == [0, 0, 3, 0, 0]
+    assert table["pts_us"].to_pylist() == [0, 33_333, 66_666, 0, 133_332]
+    with open(tmp_path / "s4" / "frames.jsonl", "ab") as f:
+        f.write(b'["not", "a", "row"]\n')
+    with pytest.raises(SessionError, match="not a frame row"):
+        Session.open(tmp_path / "s4").read_frames()
