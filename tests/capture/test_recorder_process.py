@@ -108,6 +108,7 @@ writer = SessionWriter.create(sys.argv[2], "s")
 ScreenRecorder(writer, fps=20, encoder="process").start()
 time.sleep(0.5)
 print("recording", flush=True)
+sys.stdin.readline()  # the test has listed the encoder process
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -115,9 +116,12 @@ os.kill(os.getpid(), signal.SIGKILL)
 def test_the_child_exits_when_the_recording_process_dies(display, tmp_path):
     before = _shm()
     parent = subprocess.Popen([sys.executable, "-c", _DIES, str(ROOT), str(tmp_path)],
-                              stdout=subprocess.PIPE, env=os.environ.copy())
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              env=os.environ.copy())
     assert parent.stdout.readline() == b"recording\n"
     children = _encoders(parent.pid)
+    parent.stdin.write(b"die\n")
+    parent.stdin.close()
     assert parent.wait(10) == -signal.SIGKILL
     parent.stdout.close()
     deadline = time.monotonic() + 10
