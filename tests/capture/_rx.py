@@ -9,12 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from hypothesis import strategies as st
 
 from capture import SessionWriter
 from capture._layout import EVENTS, MANIFEST, STATE, SYNC
 from tests.conftest import make_sample
 
 LOGS = (MANIFEST, STATE, SYNC, EVENTS)
+
+# any JSON value, nested a little: what a hostile or broken client may put in a field
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=12)
 
 
 @dataclass(frozen=True)

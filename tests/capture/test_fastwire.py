@@ -13,13 +13,8 @@ from pydantic import BaseModel, ValidationError, field_validator, model_validato
 from capture import synthetic_sample
 from capture._fastwire import typed_dict_validator
 from capture._wire import Sample, SampleBatch
-from tests.capture._rx import batch
+from tests.capture._rx import batch, json_values
 
-_json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
-    max_leaves=10)
 _paths = st.sampled_from([
     "schema", "session", "seq_first", "sent_client", "sent_wall_ms", "probes", "dropped",
     "probes.0", "probes.0.t3", "probes.0.t1_ns", "dropped.0", "dropped.0.last", "extra",
@@ -101,7 +96,7 @@ def test_missing_fields_agree(path):
 
 
 @settings(max_examples=300, deadline=None)
-@given(path=_paths, value=_json_values)
+@given(path=_paths, value=json_values)
 def test_agrees_with_the_models_on_mutated_batches(path, value):
     _agree(_batch_body(path, value))
 

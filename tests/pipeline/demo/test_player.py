@@ -61,13 +61,19 @@ def _play_in_a_window() -> None:
                       "shown": [f.__dict__ for f in shown], "grabs": grabs}))
 
 
-def test_game_shows_each_sample_after_the_latency(monkeypatch):
+def _run_on_xvfb(monkeypatch, function: str):
+    """Run this module's `function` in a fresh interpreter that loads cv2 before av, on its
+    own Xvfb; what it printed last, as JSON."""
     monkeypatch.delenv("DISPLAY", raising=False)
     with VirtualDisplay(640, 480):
         run = subprocess.run([sys.executable, "-c", "import cv2; from tests.pipeline.demo."
-                              "test_player import _play_in_a_window as p; p()"],
+                              f"test_player import {function} as f; f()"],
                              capture_output=True, text=True, timeout=60, check=True)
-    result = json.loads(run.stdout.splitlines()[-1])
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+def test_game_shows_each_sample_after_the_latency(monkeypatch):
+    result = _run_on_xvfb(monkeypatch, "_play_in_a_window")
     samples = result["samples"]
     shown = [ShownFrame(**{**f, "root_px": f["root_px"] and tuple(f["root_px"])})
              for f in result["shown"]]
@@ -107,12 +113,7 @@ def _cover_the_window() -> None:
 
 
 def test_window_knows_whether_its_picture_is_on_screen(monkeypatch):
-    monkeypatch.delenv("DISPLAY", raising=False)
-    with VirtualDisplay(640, 480):
-        run = subprocess.run([sys.executable, "-c", "import cv2; from tests.pipeline.demo."
-                              "test_player import _cover_the_window as c; c()"],
-                             capture_output=True, text=True, timeout=60, check=True)
-    assert json.loads(run.stdout.splitlines()[-1]) == [True, False, True]
+    assert _run_on_xvfb(monkeypatch, "_cover_the_window") == [True, False, True]
 
 
 def test_visible_seqs_covers_frames_on_screen_during_a_grab():
