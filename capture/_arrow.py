@@ -75,18 +75,23 @@ def _flat_by_seq(table: pa.Table) -> pa.Table:
     return table.sort_by("seq")
 
 
+def _read_json(lines: bytes, schema: pa.Schema) -> pa.Table:
+    """JSON lines into `schema`'s columns with arrow's multithreaded reader (fields outside
+    the schema are ignored); pa.ArrowException for anything it cannot read."""
+    return pa_json.read_json(
+        pa.BufferReader(lines),
+        read_options=pa_json.ReadOptions(block_size=16 << 20),
+        parse_options=pa_json.ParseOptions(explicit_schema=schema,
+                                           unexpected_field_behavior="ignore"))
+
+
 def state_table(lines: bytes) -> pa.Table:
     """Complete state.jsonl lines as one flat table sorted by seq, parsed by arrow's
     multithreaded JSON reader (a fraction of the time and memory of Python objects);
     pa.ArrowException for anything it cannot read, which `state_table_from_records` reads
     or names."""
     reading = pa.schema([(f.name, _variable_lists(f.type)) for f in state_schema()])
-    table = pa_json.read_json(
-        pa.BufferReader(lines),
-        read_options=pa_json.ReadOptions(block_size=16 << 20),
-        parse_options=pa_json.ParseOptions(explicit_schema=reading,
-                                           unexpected_field_behavior="ignore"))
-    return _flat_by_seq(table)
+    return _flat_by_seq(_read_json(lines, reading))
 
 
 def state_table_from_records(records: list[dict[str, Any]]) -> pa.Table:
@@ -103,10 +108,7 @@ _FRAMES = pa.schema([(name, pa.int64()) for name in FRAME_COLUMNS])
 def frames_table(lines: bytes) -> pa.Table:
     """Complete frames.jsonl lines as the frame table (a missing value reads 0), parsed by
     arrow's JSON reader; pa.ArrowException for anything it cannot read."""
-    table = pa_json.read_json(
-        pa.BufferReader(lines),
-        parse_options=pa_json.ParseOptions(explicit_schema=_FRAMES,
-                                           unexpected_field_behavior="ignore"))
+    table = _read_json(lines, _FRAMES)
     return pa.table({name: table.column(name).fill_null(0).combine_chunks()
                      for name in FRAME_COLUMNS})
 

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,6 +236,17 @@ def _parse_lines(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
                                "run `stpe repair` on the session") from None
 
 
+def _read_log(path: Path, fast: Callable[[bytes], pa.Table],
+              by_records: Callable[[list[dict[str, Any]]], pa.Table]) -> pa.Table:
+    """A JSON-lines log as a table: `fast` (arrow's reader) on its complete lines, else
+    `by_records` on the lines parsed one by one, which names a corrupt line."""
+    lines = _complete_lines(path) if path.exists() else b""
+    if lines.strip():
+        with contextlib.suppress(pa.ArrowException):
+            return fast(lines)
+    return by_records(list(_parse_lines(lines, path)))
+
+
 class Session:
     """A session on disk, opened for reading."""
 
@@ -272,22 +283,14 @@ class Session:
         """Stored samples as one flat table sorted by seq: `arrival_mono_ns`,
         `arrival_wall_ns` and the sample's fields as columns (`seq`, `t`, `camera.cframe`)."""
         path = self.path / layout.STATE
-        lines = _complete_lines(path) if path.exists() else b""
-        table = None
-        if lines.strip():
-            # on failure, read line by line below: it names a corrupt line, or reads the rest
-            with contextlib.suppress(pa.ArrowException):
-                table = state_table(lines)
-        if table is None:
-            try:
-                table = state_table_from_records(list(_parse_lines(lines, path)))
-            except KeyError as exc:
-                raise SessionError(f"{path}: a record has no {exc}; it is not a state log "
-                                   "record") from None
-            except (pa.ArrowException, TypeError, OverflowError) as exc:
-                raise SessionError(f"{path}: a record does not match the sample schema "
-                                   f"({exc}); it is not a state log the receiver wrote") \
-                    from None
+        try:
+            table = _read_log(path, state_table, state_table_from_records)
+        except KeyError as exc:
+            raise SessionError(f"{path}: a record has no {exc}; it is not a state log "
+                               "record") from None
+        except (pa.ArrowException, TypeError, OverflowError) as exc:
+            raise SessionError(f"{path}: a record does not match the sample schema ({exc}); "
+                               "it is not a state log the receiver wrote") from None
         if table.column("seq").null_count:
             raise SessionError(f"{path}: {table.column('seq').null_count} record(s) hold no "
                                "sample seq; it is not a state log the receiver wrote")
@@ -296,12 +299,8 @@ class Session:
     def read_frames(self) -> pa.Table:
         """The frame table: index, pts_us, grab_start_ns, grab_end_ns, wall_ns, dropped_before."""
         path = self.path / layout.FRAMES
-        lines = _complete_lines(path) if path.exists() else b""
-        if lines.strip():
-            with contextlib.suppress(pa.ArrowException):
-                return frames_table(lines)
         try:
-            return frames_table_from_records(list(_parse_lines(lines, path)))
+            return _read_log(path, frames_table, frames_table_from_records)
         except (AttributeError, pa.ArrowException, TypeError, OverflowError) as exc:
             raise SessionError(f"{path}: a record is not a frame row ({exc}); it is not a "
                                "frame table the recorder wrote") from None
