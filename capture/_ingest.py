@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ from capture._wire import Bye, ByeReply, Hello, HelloReply, SyncRequest
 _RATE_WINDOW_NS = 5_000_000_000
 _PROBE_MEMORY = 4096
 _CONNECTED_NS = 5_000_000_000  # a plugin silent for longer counts as disconnected
+QUIET_PLAY_NS = 30_000_000_000  # a Play silent for longer is closed (its bye may never come)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ class Ingest:
         self._best_probe: tuple[int, int] | None = None  # (delay_ns, offset_ns)
         self._connected = False
         self._first_arrival: int | None = None
+        self._plays: set[str] = set()
+        self._open_play: str | None = None  # the Play whose end is not recorded yet
 
     @property
     def session_id(self) -> str:
@@ -150,26 +156,57 @@ class Ingest:
         plugin = PluginInfo(plugin_version=hello.plugin_version, place_id=hello.place_id,
                             place_name=hello.place_name, datamodel=hello.datamodel,
                             viewport=hello.viewport)
+        next_seq = self._ledger.highest + 1
         try:
             writer.update_manifest(plugin=plugin)
             writer.append_sync([{"kind": "anchor", "client": hello.client_clock,
                                  "wall_ms": hello.wall_ms, "arrival_mono_ns": arrival.mono_ns,
                                  "arrival_wall_ns": arrival.wall_ns}])
             writer.append_event("hello", plugin_version=hello.plugin_version,
-                                datamodel=hello.datamodel, place_id=hello.place_id)
+                                datamodel=hello.datamodel, place_id=hello.place_id,
+                                play=hello.play)
+            if hello.play is not None and hello.play not in self._plays:
+                self._end_play("next_play")
+                self._plays.add(hello.play)
+                self._open_play = hello.play
+                writer.append_event("play", play=hello.play, first_seq=next_seq,
+                                    datamodel=hello.datamodel)
         except SessionError as exc:
             raise RefusedError(409, "session_closed", str(exc)) from None
         with self._lock:
             self._connected = True
             self._last_arrival = arrival.mono_ns
         return HelloReply(session=writer.session_id, receiver_version=tool_version(),
-                          stored_through=self._ledger.stored_through)
+                          stored_through=self._ledger.stored_through, next_seq=next_seq)
+
+    def _end_play(self, reason: str) -> None:
+        """Record the end of the open Play (bye, a new Play, or silence), once."""
+        play, self._open_play = self._open_play, None
+        if play is not None:
+            self._writer.append_event("play_end", play=play, reason=reason,
+                                      last_seq=self._ledger.highest)
+
+    def close_quiet(self, now_mono_ns: int) -> bool:
+        """Close the open Play when nothing arrived for QUIET_PLAY_NS; returns whether."""
+        with self._lock:
+            last = self._last_arrival
+        if (self._open_play is None or self._writer.closed or last is None
+                or now_mono_ns - last < QUIET_PLAY_NS):
+            return False
+        try:
+            self._end_play("quiet")
+        except SessionError:
+            return False
+        with self._lock:
+            self._connected = False
+        return True
 
     def bye(self, body: bytes, encoding: str, arrival: Arrival) -> ByeReply:
         bye = parse(Bye, decode_body(body, encoding, self._limit))
         self._check_session(bye.session)
         try:
             self._writing().append_event("bye", reason=bye.reason, last_seq=bye.last_seq)
+            self._end_play("bye")
         except SessionError as exc:
             raise RefusedError(409, "session_closed", str(exc)) from None
         with self._lock:
@@ -215,6 +252,10 @@ class Ingest:
         except SessionError as exc:
             raise RefusedError(409, "session_closed", str(exc)) from None
         self._account(arrival, len(new_seqs), duplicates, sync)
+        if duplicates:
+            logger.warning("%d samples of a batch (seq %d..%d) were already stored and were "
+                           "dropped: a retried batch, or a Play that did not continue the "
+                           "session's seqs", duplicates, batch.seqs[0], batch.seqs[-1])
         return ledger.stored_through, len(new_seqs), duplicates
 
     def _new_probe(self, t0: float, t1_ns: int) -> bool:

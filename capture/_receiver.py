@@ -37,6 +37,7 @@ SMALL_BODY_BYTES = 16 * 1024  # hello, sync and bye bodies
 # batches up to this size are validated on the writer thread (holding the interpreter lock,
 # and so the event loop, for about a millisecond); larger ones in the validation process
 INLINE_BATCH_BYTES = 64 * 1024
+QUIET_CHECK_S = 1.0  # how often to look for a Play that went quiet
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -82,6 +83,7 @@ class Receiver:
         self._runner: web.AppRunner | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._port: int | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -122,12 +124,16 @@ class Receiver:
         self._port = runner.addresses[0][1]
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="stpe-receiver-writer")
+        self._watch = asyncio.get_running_loop().create_task(self._close_quiet_plays())
         BatchValidator.executor()  # start the validation process before the first batch
         logger.info("receiver listening on %s for session %s", self.url,
                     self._ingest.session_id)
 
     async def stop(self) -> None:
         """Stop serving and wait for pending writes. Safe to call twice."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -161,6 +167,15 @@ class Receiver:
                                    f"the receiver failed ({type(exc).__name__}); retry, and "
                                    "check the receiver's log")
             return _json(refusal.reply(), 500)
+
+    async def _close_quiet_plays(self) -> None:
+        """Records the end of a Play that went quiet (a Play may stop without a bye)."""
+        while True:
+            await asyncio.sleep(QUIET_CHECK_S)
+            try:
+                await self._work(self._ingest.close_quiet, time.perf_counter_ns())
+            except RefusedError:
+                return
 
     async def _work(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:

@@ -177,6 +177,9 @@ class Hello(WireModel):
     client_clock: float = Field(ge=0, description="os.clock() when sent")
     wall_ms: int = Field(ge=0, description="DateTime.now().UnixTimestampMillis when sent")
     session: Name | None = Field(None, description="session to join; omit to join the current")
+    play: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                             description="id of this Play, picked once per Play; a new id "
+                                         "starts a new Play in the session")
 
 
 class HelloReply(WireModel):
@@ -184,6 +187,7 @@ class HelloReply(WireModel):
     receiver_version: str
     protocol: int = PROTOCOL_VERSION
     stored_through: int = Field(description="highest contiguous seq already stored, -1 if none")
+    next_seq: int = Field(0, ge=0, description="first seq of a new Play: 1 + highest seq stored or declared dropped, 0 if none")  # noqa: E501
 
 
 class SampleBatch(WireModel):
