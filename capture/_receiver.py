@@ -235,7 +235,7 @@ class Receiver:
         # A probe body is a few dozen bytes: decoding it here costs microseconds and keeps
         # the probe out of the writer's queue, so its answer is not delayed by a big batch.
         probe = self._ingest.sync(body, request.headers.get("Content-Encoding", "identity"))
-        reply = SyncReply(t0=probe.t0, t1_ns=t1_ns, t2_ns=time.perf_counter_ns())
+        reply = SyncReply(t0=probe.t0, t1_ns=t1_ns, t2_ns=time.perf_counter_ns(), id=probe.id)
         return _json(reply.model_dump_json().encode())
 
 

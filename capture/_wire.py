@@ -220,12 +220,14 @@ class BatchReply(WireModel):
 class SyncRequest(WireModel):
     session: Name | None = None
     t0: float = Field(ge=0)
+    id: SeqNumber | None = Field(None, description="the probe's id, echoed in the reply")
 
 
 class SyncReply(WireModel):
     t0: float
     t1_ns: int
     t2_ns: int
+    id: int | None = Field(None, description="the request's id, when it had one")
 
 
 class Bye(WireModel):

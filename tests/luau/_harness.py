@@ -1,9 +1,10 @@
 """Runs the plugin, unchanged, in real Luau VMs inside a fake Roblox world.
 
-`PlaySolo` holds two VMs like Studio's Play Solo: the client copy (samples every rendered
-frame) and the server copy (posts to the receiver). Their RemoteEvent crosses between the
-VMs through Python, `HttpService:RequestAsync` performs real HTTP on loopback, and one test
-clock drives os.clock, DateTime and every task.wait in both copies.
+`PlaySolo` holds the VMs of Studio's Play Solo: the edit copy (toolbar, and the Hub that
+posts to the receiver), and for each Play a server copy and a client copy (which samples
+every rendered frame). PluginConnection messages cross between the VMs through Python,
+`HttpService:RequestAsync` performs real HTTP on loopback, and one test clock drives
+os.clock, DateTime and every task.wait in every copy.
 """
 
 from __future__ import annotations
@@ -30,17 +31,29 @@ def _tree(node: Node) -> dict[str, Any]:
 
 @dataclass
 class Host:
-    """The Python side shared by both copies: clock, settings, HTTP and the event queues."""
+    """The Python side shared by every copy: clock, settings, HTTP and the message queues."""
 
     port: int = 1
     t: float = 100.0
     http_enabled: bool = True
+    latency: float = 0.005  # seconds a RequestAsync yields before it returns
+    hang: bool = False  # RequestAsync never answers until Studio's time limit
+    http_time_limit: float = 30.0
+    flaky_settings: bool = False  # GetSetting returns nil on every other read
     settings: dict[str, Any] = field(default_factory=dict)
     logs: list[tuple[str, str, str]] = field(default_factory=list)
     requests: list[tuple[float, str, int]] = field(default_factory=list)  # (t, path, status)
-    to_server: list[tuple[str, Any]] = field(default_factory=list)
+    messages: list[tuple[str, str, Any]] = field(default_factory=list)  # (from role, id, msg)
     to_client: list[tuple[str, str]] = field(default_factory=list)
     gzipped: int = 0  # request bodies sent with Content-Encoding: gzip
+    setting_reads: int = 0
+    message_bytes: int = 0  # JSON size of every PluginConnection message sent
+
+    def get_setting(self, key: str) -> Any:
+        self.setting_reads += 1
+        if self.flaky_settings and self.setting_reads % 2 == 0:
+            return None
+        return self.settings.get(key)
 
     def http(self, request: dict[str, Any]) -> dict[str, Any]:
         if not self.http_enabled:
@@ -96,14 +109,22 @@ class Copy:
         def request(req: Any) -> Any:
             return to_lua(lua, host.http(to_python(req)))
 
+        def send(target: Any, message: Any) -> None:
+            payload = to_python(message)
+            host.message_bytes += len(json.dumps(payload, separators=(",", ":")))
+            host.messages.append((role, str(target), payload))
+
         callbacks = {
             "clock": lambda: host.t,
             "wall_ms": lambda: WALL_BASE_MS + round(host.t * 1000),
             "http": request,
+            "latency": lambda: host.latency,
+            "hang": lambda: host.hang,
+            "http_time_limit": lambda: host.http_time_limit,
             "json_decode": lambda text: to_lua(lua, json.loads(str(text))),
-            "fire": lambda name, payload: host.to_server.append((str(name), to_python(payload))),
+            "send": send,
             "replicate": lambda name, cls: host.to_client.append((str(name), str(cls))),
-            "get_setting": lambda key: to_lua(lua, host.settings.get(str(key))),
+            "get_setting": lambda key: to_lua(lua, host.get_setting(str(key))),
             "set_setting": lambda key, value: host.settings.__setitem__(str(key),
                                                                           to_python(value)),
             "log": log,
@@ -129,23 +150,72 @@ class Copy:
         return [m for r, level, m in self.host.logs if r == self.role and level == "error"]
 
 
+def fire(signal: Any, *args: Any) -> None:
+    """Fires a fake RBXScriptSignal from the test (a click, a focus lost)."""
+    signal.get("Fire")(signal, *args)
+
+
 class PlaySolo:
-    """A client and a server copy of the plugin, started like Studio's Play Solo."""
+    """The edit copy of the plugin and, per Play, a server and a client copy connected to it
+    by PluginConnections, as Studio runs them. `STPE_armed` in `settings` presses Record in
+    the edit copy before the first Play; the other keys are stored plugin settings."""
 
     def __init__(self, port: int, settings: dict[str, Any] | None = None,
-                 src: Path | None = None) -> None:
-        tree = _tree(plugin_tree(src or luau_source_dir()))
-        self.host = Host(port=port, settings={"STPE_port": port, **(settings or {})})
-        self.server = Copy(self.host, "server", tree)
-        self.client = Copy(self.host, "client", tree)
+                 src: Path | None = None, *, host: Host | None = None) -> None:
+        settings = dict(settings or {})
+        armed = settings.pop("STPE_armed", False)
+        self.tree = _tree(plugin_tree(src or luau_source_dir()))
+        self.host = host or Host(port=port, settings={"STPE_port": port, **settings})
+        self.edit = Copy(self.host, "edit", self.tree)
+        self.edit.run()
+        self.plays = 0
+        self.ends: dict[str, Copy] = {}  # connection id -> the Play copy at its far end
         self.replicated: list[str] = []  # names the server copy put in ReplicatedStorage
-        self.server.run()
-        self.client.run()
+        if armed:
+            self.record()
+        self.start_play()
+
+    def start_play(self) -> None:
+        """Studio starts a Play: new server and client copies, each connected to edit."""
+        self.plays += 1
+        self.server = Copy(self.host, "server", self.tree)
+        self.client = Copy(self.host, "client", self.tree)
+        for copy in (self.server, self.client):
+            copy.run()
+            cid = f"{copy.role}-{self.plays}"
+            self.ends[cid] = copy
+            copy.world.get("openConnection")(cid)
+            self.edit.world.get("openConnection")(cid)
         self.pump()
+
+    def stop_play(self) -> None:
+        """Studio stops the Play: Unloading fires in both Play copies, their DataModels
+        close, and what they sent from then on never arrives (the connection drops)."""
+        self.pump()
+        sent = len(self.host.messages)
+        for copy in (self.client, self.server):
+            copy.world.get("unload")()
+        del self.host.messages[sent:]
+        for cid, copy in self.ends.items():
+            if copy in (self.client, self.server):
+                self.edit.world.get("dropConnection")(cid)
+                copy.world.get("dropConnection")(cid)
+
+    def record(self) -> None:
+        """Presses Record in the edit copy's toolbar (arms, or disarms when armed)."""
+        fire(self.edit.world.get("buttons").get("Record").get("Click"))
+
+    disarm = record
+
+    @property
+    def status_text(self) -> str:
+        """The status line the edit copy's widget shows."""
+        widget = self.edit.world.get("widgets").get("STPE")
+        return to_python(widget.get("Frame").get("Status").get("Text"))
 
     @property
     def sampled_frames(self) -> int:
-        """How many rendered frames ran the sampler's render step."""
+        """How many rendered frames ran the sampler's render step in this Play."""
         return self.client.world.get("stepCounts").get("STPE_Sampler") or 0
 
     @property
@@ -154,35 +224,34 @@ class PlaySolo:
         return self.client.world.get("renderSteps").get("STPE_Sampler") is not None
 
     def pump(self) -> None:
-        """Replicates new instances to the client and delivers the client's events."""
+        """Replicates new instances to the client and delivers PluginConnection messages."""
         while self.host.to_client:
             name, cls = self.host.to_client.pop(0)
             self.replicated.append(name)
             self.client.world.get("replicate")(name, cls)
-        while self.host.to_server:
-            name, payload = self.host.to_server.pop(0)
-            self.server.world.get("deliver")(name, to_lua(self.server.lua, payload))
+        while self.host.messages:
+            sender, cid, payload = self.host.messages.pop(0)
+            target = self.ends[cid] if sender == "edit" else self.edit
+            target.world.get("deliverMessage")(cid, to_lua(target.lua, payload))
 
-    def frame(self, dt: float = 1 / 60) -> None:
-        """One rendered frame: the clock moves, the client renders, the server runs."""
-        self.host.t += dt
-        self.client.world.get("render")(dt)
+    def _run(self) -> None:
         self.pump()
         self.server.world.get("runThreads")()
+        self.edit.world.get("runThreads")()
+        self.pump()
+
+    def frame(self, dt: float = 1 / 60) -> None:
+        """One rendered frame: the clock moves, the client renders, the others run."""
+        self.host.t += dt
+        self.client.world.get("render")(dt)
+        self._run()
 
     def idle(self, seconds: float, dt: float = 0.02) -> None:
-        """Time passes without rendering (the client is stopped): the server flushes."""
+        """Time passes without rendering: the copies' threads run."""
         for _ in range(round(seconds / dt)):
             self.host.t += dt
             self.client.world.get("runThreads")()
-            self.pump()
-            self.server.world.get("runThreads")()
-
-    def unload(self) -> None:
-        for copy in (self.client, self.server):
-            copy.world.get("plugin").get("Unloading").get("Fire")(
-                copy.world.get("plugin").get("Unloading"))
-        self.pump()
+            self._run()
 
     def logs(self, level: str | None = None) -> list[str]:
         return [m for _, lv, m in self.host.logs if level is None or lv == level]

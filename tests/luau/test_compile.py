@@ -15,7 +15,7 @@ SOURCES = sorted((ROOT / "luau" / "src").rglob("*.luau")) + sorted(
 
 def test_there_are_sources() -> None:
     names = {p.name for p in SOURCES}
-    assert {"init.server.luau", "Schema.luau", "Sampler.luau", "Bridge.luau"} <= names
+    assert {"init.server.luau", "Schema.luau", "Sampler.luau", "Hub.luau"} <= names
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))

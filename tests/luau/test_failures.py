@@ -36,7 +36,7 @@ def _frames(play: PlaySolo, count: int, start: int = 0) -> int:
 
 
 def _finish(play: PlaySolo, i: int) -> None:
-    play.host.settings["STPE_armed"] = False
+    play.disarm()
     while play.sampling:
         i = _frames(play, 1, i)
     play.idle(6.0)  # longer than the longest backoff (5 s)
@@ -105,7 +105,8 @@ def test_http_disabled_says_so_once_with_the_fix(tmp_path: Path) -> None:
     assert "HTTP requests are disabled" in warnings[0] and "Allow HTTP Requests" in warnings[0]
     assert "HttpEnabled = true" in warnings[0]
     assert list(Session.open(writer.path).state_records()) == []
-    assert "HTTP requests are disabled" in play.host.settings["STPE_status"]["error"]
+    play.idle(1.0)
+    assert "HTTP requests are disabled" in play.status_text
 
 
 class _Rejecting(BaseHTTPRequestHandler):
@@ -155,7 +156,7 @@ def test_422_drops_the_batch_with_the_reason_and_does_not_retry() -> None:
     warnings = play.logs("warn")
     assert len(warnings) == 1 and "rejected" in warnings[0]
     assert "samples.0.dt: too big" in warnings[0]
-    assert play.host.settings["STPE_status"]["sent"] == 0
+    assert "| 0 samples sent" in play.status_text
 
 
 def _strip_seq(play: PlaySolo) -> int | None:
@@ -188,13 +189,14 @@ def test_clap_mode_shows_the_strip_at_start_and_after_stop_only(tmp_path: Path) 
     with ReceiverThread(writer, port=0) as rx:
         play = PlaySolo(rx.port, {"STPE_armed": True, "STPE_timecode": "clap",
                                   "STPE_clapSeconds": 0.5})
-        play.idle(0.3)
+        play.idle(0.06)  # the clap starts when the arm arrives
+        assert play.sampling
         shown = []
         for i in range(90):
             play.client.call("pose", _state(i))
             play.frame(DT)
             shown.append(_strip_seq(play))
-        play.host.settings["STPE_armed"] = False
+        play.disarm()
         tail = []
         i = 90
         while play.sampling:

@@ -10,7 +10,7 @@ from pipeline._rbxmx import luau_source_dir
 from tests.luau._vm import load_pluau
 
 SPECS = Path(__file__).resolve().parent / "specs" / "pure.spec.luau"
-PURE = ["Errors", "Json", "Outbox", "Pacing", "Probes", "Protocol", "Timecode"]
+PURE = ["Errors", "Json", "Outbox", "Pacing", "Probes", "Protocol", "Text", "Timecode"]
 
 # `script.Parent.X` and `require` for modules that only require each other
 LOADER = """
@@ -49,8 +49,9 @@ def _specs() -> tuple[object, list[str], object]:
 
 
 NAMES = [
-    "errors_classify_and_format", "json_null_escapes_and_order", "outbox_bounded_with_ranges",
-    "pacing_bucket_and_backoff", "probes_keep_consistent_replies",
+    "errors_classify_and_format", "hello_reply_gives_next_seq_for_a_new_play",
+    "json_null_escapes_and_order", "names_are_cut_on_a_utf8_character_boundary",
+    "outbox_bounded_with_ranges", "pacing_bucket_and_backoff", "probes_keep_consistent_replies",
     "protocol_mismatch_prints_both_versions", "timecode_golden_values",
     "timecode_grid_and_rejections", "timecode_modes",
 ]

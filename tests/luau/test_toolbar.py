@@ -1,6 +1,6 @@
-"""The plugin's edit copy, unchanged, in a real Luau VM: the STPE toolbar and widget. Its
-settings are the ones the play copies read (shared through plugin:SetSetting, as in
-Studio), and the last test arms and stops a real Play Solo recording from the toolbar."""
+"""The plugin's edit copy, unchanged, in a real Luau VM: the STPE toolbar and widget, its
+settings (plugin:SetSetting, persisted between Studio sessions) and its status; the last
+test arms and stops a real Play Solo recording from the toolbar."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from capture import ReceiverThread, Session, SessionWriter
 from pipeline._rbxmx import luau_source_dir, plugin_tree
 from tests.luau._harness import Copy, Host, PlaySolo, _tree
-from tests.luau._vm import to_python
+from tests.luau._vm import to_lua, to_python
 from tests.luau.test_play_solo import DT, _state
 
 pytestmark = pytest.mark.timeout(120)
@@ -73,19 +73,17 @@ def edit() -> Edit:
     return Edit(Host())
 
 
-def test_record_arms_and_disarms_the_setting_the_play_copies_read(edit: Edit) -> None:
-    assert edit.host.settings.get("STPE_armed") is None
+def test_record_arms_and_disarms_without_touching_the_settings(edit: Edit) -> None:
     assert _text(edit.field("Status")).startswith("idle | not connected | 0 samples sent")
     edit.click("Record")
-    assert edit.host.settings["STPE_armed"] is True
     edit.tick()
     assert edit.button("Record").get("Active") is True
     assert _text(edit.field("Status")).startswith("recording armed | ")
     edit.click("Record")
-    assert edit.host.settings["STPE_armed"] is False
     edit.tick()
     assert edit.button("Record").get("Active") is False
     assert _text(edit.field("Status")).startswith("idle | ")
+    assert "STPE_armed" not in edit.host.settings  # arming travels by PluginConnection
     assert edit.copy.errors() == [] and edit.host.logs == []
 
 
@@ -149,38 +147,32 @@ def test_gzip_toggles(edit: Edit) -> None:
     assert _text(edit.field("Gzip")) == "gzip: true"
 
 
-def test_status_text_follows_what_the_server_copy_publishes(edit: Edit) -> None:
-    edit.click("Record")
+def test_status_text_shows_counts_duplicates_and_the_last_error(edit: Edit) -> None:
+    toolbar = edit.copy.globals.get("require")(edit.copy.root.get("Toolbar"))[0]
     error = edit.errors_format("ReceiverRefused", 401, "bad token")
-    edit.host.settings["STPE_status"] = {"state": "streaming", "connected": True, "session": "s1",
-                                         "sent": 1234, "dropped": 7, "rejected": 0,
-                                         "error": error}
-    edit.tick()
-    assert _text(edit.field("Status")) == (
-        f"recording armed | connected | 1234 samples sent | 7 dropped\nlast error: {error}")
-    edit.host.settings["STPE_status"] = {"connected": False, "sent": 1300, "dropped": 0,
-                                         "error": ""}
-    edit.tick(0.5)
-    assert "1300" not in _text(edit.field("Status"))  # polled once a second
-    edit.tick(0.5)
-    assert _text(edit.field("Status")) == "recording armed | not connected | 1300 samples sent"
+    status = {"connected": True, "sent": 1234, "dropped": 7, "duplicates": 3, "lastError": error}
+    text = to_python(toolbar.get("statusText")(True, to_lua(edit.copy.lua, status))[0])
+    assert text == ("recording armed | connected | 1234 samples sent | 7 dropped | 3 duplicates"
+                    f"\nlast error: {error}")
+    text = to_python(toolbar.get("statusText")(False, to_lua(edit.copy.lua, {"sent": 5}))[0])
+    assert text == "idle | not connected | 5 samples sent"
 
 
 def test_unloading_disconnects_everything_and_destroys_the_widget(edit: Edit) -> None:
+    connections = edit.world.get("game").get("GetService")(
+        edit.world.get("game"), "PluginConnectionService")[0]
     signals = [edit.button("Record").get("Click"), edit.button("Settings").get("Click"),
                edit.field("Port").get("FocusLost"), edit.field("Timecode").get("Activated"),
-               edit.field("Gzip").get("Activated"), edit.field("Check").get("Activated")]
-    assert [s.get("Connected")(s)[0] for s in signals] == [1] * 6
+               edit.field("Gzip").get("Activated"), edit.field("Check").get("Activated"),
+               connections.get("Connected")]
+    assert [s.get("Connected")(s)[0] for s in signals] == [1] * 7
     frame = edit.field("Port").get("Parent")
-    _fire(edit.world.get("plugin").get("Unloading"))
-    assert [s.get("Connected")(s)[0] for s in signals] == [0] * 6
+    edit.world.get("unload")()
+    assert [s.get("Connected")(s)[0] for s in signals] == [0] * 7
     assert edit.widget.get("Destroyed") is True and edit.widget.get("Parent") is None
     assert frame.get("Destroyed") is True
     edit.click("Record")  # a click after unloading does nothing
-    assert edit.host.settings.get("STPE_armed") is None
-    edit.tick()
-    edit.tick()
-    assert edit.world.get("threads").len() == 0  # the status poll ended
+    assert edit.button("Record").get("Active") is False
     assert edit.copy.errors() == []
 
 
@@ -189,10 +181,12 @@ def test_check_reports_the_receiver_or_that_it_is_down(tmp_path: Path) -> None:
     with ReceiverThread(writer, port=0) as receiver:
         edit = Edit(Host(settings={"STPE_port": receiver.port}))
         edit.activate("Check")
+        edit.tick(0.01)  # RequestAsync yields
         up = _text(edit.field("Status"))
     writer.close()
     assert up.startswith("receiver ") and "is up (protocol 1)" in up
     edit.activate("Check")  # nobody listens on that port any more
+    edit.tick(0.01)
     down = _text(edit.field("Status"))
     assert down.startswith("STPE: cannot reach the STPE receiver at http://127.0.0.1:"
                            f"{receiver.port}")
@@ -203,32 +197,27 @@ def test_record_from_the_toolbar_records_a_play_solo_session(tmp_path: Path) -> 
     writer = SessionWriter.create(tmp_path, "toolbar")
     with ReceiverThread(writer, port=0) as receiver:
         play = PlaySolo(receiver.port, {"STPE_timecode": "off"})
-        edit = Edit(play.host)
         play.idle(0.5)
-        assert not play.sampling  # not armed: the play copies wait
-        edit.click("Record")
+        assert not play.sampling  # not armed: the client copy waits
+        play.record()
         play.idle(0.3)
         assert play.sampling
         for i in range(60):
             play.client.call("pose", _state(i))
             play.frame(DT)
-        play.idle(0.5)
-        edit.tick(0.0)
-        edit.tick()
-        status = _text(edit.field("Status"))
-        assert status.startswith("recording armed | connected | ")
-        edit.click("Record")
+        play.idle(1.0)
+        assert play.status_text.startswith("recording armed | connected | ")
+        play.record()
         i = 60
         while play.sampling:
             play.client.call("pose", _state(i))
             play.frame(DT)
             i += 1
-        play.idle(1.0)
-        edit.tick()
+        play.idle(1.5)
     writer.close()
     sampled = play.sampled_frames
-    assert 60 <= sampled <= 60 + 16
+    assert 60 <= sampled <= 60 + 2
     seqs = sorted(r["seq"] for r in Session.open(writer.path).state_records())
     assert seqs == list(range(sampled))
-    assert _text(edit.field("Status")) == f"idle | connected | {sampled} samples sent"
+    assert play.status_text == f"idle | connected | {sampled} samples sent"
     assert play.logs("warn") == [] and play.logs("error") == []
