@@ -171,6 +171,7 @@ class PlaySolo:
         self.plays = 0
         self.ends: dict[str, Copy] = {}  # connection id -> the Play copy at its far end
         self.replicated: list[str] = []  # names the server copy put in ReplicatedStorage
+        self.delivered: list[Any] = []  # every message the edit copy received
         if armed:
             self.record()
         self.start_play()
@@ -232,6 +233,8 @@ class PlaySolo:
         while self.host.messages:
             sender, cid, payload = self.host.messages.pop(0)
             target = self.ends[cid] if sender == "edit" else self.edit
+            if target is self.edit and isinstance(payload, dict):
+                self.delivered.append(payload)
             target.world.get("deliverMessage")(cid, to_lua(target.lua, payload))
 
     def _run(self) -> None:
