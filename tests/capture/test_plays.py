@@ -123,3 +123,11 @@ def test_bye_ends_the_play_once(rx, monkeypatch) -> None:
     time.sleep(1.5)  # the quiet check runs every second: it must not end the Play again
     ends = [e for e in Session.open(writer.path).events() if e["kind"] == "play_end"]
     assert [(e["play"], e["reason"]) for e in ends] == [("p", "bye")]
+
+
+def test_sync_echoes_the_probe_id(rx) -> None:
+    receiver, _ = rx
+    reply = post(receiver.port, "/v1/sync", {"t0": 0.1 + 0.2, "id": 17})
+    assert reply.status == 200 and reply.body["id"] == 17 and reply.body["t0"] == 0.1 + 0.2
+    assert post(receiver.port, "/v1/sync", {"t0": 1.0}).body["id"] is None
+    assert post(receiver.port, "/v1/sync", {"t0": 1.0, "id": -1}).status == 422
