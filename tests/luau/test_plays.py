@@ -111,3 +111,24 @@ def test_samples_the_receiver_already_had_show_as_duplicates_in_the_status(rx) -
     assert "already had" in play.status_text
     warnings = play.logs("warn")
     assert len(warnings) == 1 and "already had" in warnings[0]
+
+
+def test_record_twice_in_one_play_continues_the_seqs_of_that_play(rx) -> None:
+    receiver, writer = rx
+    play = PlaySolo(receiver.port, {"STPE_armed": True, "STPE_timecode": "off"})
+    counts = []
+    for _ in range(2):
+        _play_frames(play, 30)
+        play.disarm()
+        while play.sampling:
+            play.frame(DT)
+        play.idle(0.5)
+        counts.append(len(_delivered(play)))
+        play.record()
+    session = Session.open(writer.path)
+    stored = sorted(r["seq"] for r in session.state_records())
+    assert stored == _delivered(play) == list(range(counts[-1]))
+    assert counts[0] >= 30 and counts[1] >= counts[0] + 30
+    plays = [e for e in session.events() if e["kind"] == "play"]
+    assert len(plays) == 1  # one Play, one play id, two recordings
+    assert [e["kind"] for e in session.events()].count("bye") == 2
