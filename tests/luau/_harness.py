@@ -48,6 +48,25 @@ class Host:
     gzipped: int = 0  # request bodies sent with Content-Encoding: gzip
     setting_reads: int = 0
     message_bytes: int = 0  # JSON size of every PluginConnection message sent
+    client_edit: str = "connected"  # the client's Edit connection: connected | none | absent
+    remote_budget: float = 50_000.0  # bytes/s a player's remotes get (RemoteEvent in World.luau)
+    remote_latency: float = 0.05  # seconds a fired remote event spends in flight
+    remote_free_at: float = 0.0  # when the client's link has sent everything queued so far
+    remote_queue: list[tuple[float, str, str, Any]] = field(default_factory=list)
+    remote_fired: list[tuple[float, int]] = field(default_factory=list)  # (t, bytes) per fire
+    remote_payloads: list[bytes] = field(default_factory=list)  # every buffer fired, in order
+    remote_lost: int = 0  # fired events that arrived after their RemoteEvent was gone
+    to_client_remote: list[tuple[str, Any]] = field(default_factory=list)
+    unreplicated: list[str] = field(default_factory=list)
+
+    def remote_fire(self, name: str, kind: str, payload: Any) -> None:
+        """FireServer: the payload waits for the link (bytes / budget) then is in flight."""
+        size = len(payload) if kind == "buffer" else len(json.dumps(payload))
+        self.remote_fired.append((self.t, size))
+        if kind == "buffer":
+            self.remote_payloads.append(payload)
+        self.remote_free_at = max(self.remote_free_at, self.t) + size / self.remote_budget
+        self.remote_queue.append((self.remote_free_at + self.remote_latency, name, kind, payload))
 
     def get_setting(self, key: str) -> Any:
         self.setting_reads += 1
@@ -124,6 +143,13 @@ class Copy:
             "json_decode": lambda text: to_lua(lua, json.loads(str(text))),
             "send": send,
             "replicate": lambda name, cls: host.to_client.append((str(name), str(cls))),
+            "unreplicate": lambda name: host.unreplicated.append(str(name)),
+            "client_edit": lambda: host.client_edit,
+            "remote_fire": lambda name, kind, payload: host.remote_fire(
+                str(name), str(kind),
+                payload.as_bytes() if str(kind) == "buffer" else to_python(payload)),
+            "remote_to_client": lambda name, payload: host.to_client_remote.append(
+                (str(name), to_python(payload))),
             "get_setting": lambda key: to_lua(lua, host.get_setting(str(key))),
             "set_setting": lambda key, value: host.settings.__setitem__(str(key),
                                                                           to_python(value)),
@@ -181,8 +207,11 @@ class PlaySolo:
         self.plays += 1
         self.server = Copy(self.host, "server", self.tree)
         self.client = Copy(self.host, "client", self.tree)
+        self.host.remote_queue.clear()
         for copy in (self.server, self.client):
             copy.run()
+            if copy is self.client and self.host.client_edit != "connected":
+                continue
             cid = f"{copy.role}-{self.plays}"
             self.ends[cid] = copy
             copy.world.get("openConnection")(cid)
@@ -226,10 +255,22 @@ class PlaySolo:
 
     def pump(self) -> None:
         """Replicates new instances to the client and delivers PluginConnection messages."""
-        while self.host.to_client:
-            name, cls = self.host.to_client.pop(0)
+        host = self.host
+        while host.to_client:
+            name, cls = host.to_client.pop(0)
             self.replicated.append(name)
             self.client.world.get("replicate")(name, cls)
+        while host.unreplicated:
+            self.client.world.get("unreplicate")(host.unreplicated.pop(0))
+        while host.to_client_remote:
+            name, payload = host.to_client_remote.pop(0)
+            self.client.world.get("remoteDeliver")(name, "value", to_lua(self.client.lua, payload))
+        while host.remote_queue and host.remote_queue[0][0] <= host.t:
+            _, name, kind, payload = host.remote_queue.pop(0)
+            value = (self.server.lua.create_string(payload) if kind == "buffer"
+                     else to_lua(self.server.lua, payload))
+            if not self.server.world.get("remoteDeliver")(name, kind, value):
+                host.remote_lost += 1
         while self.host.messages:
             sender, cid, payload = self.host.messages.pop(0)
             target = self.ends[cid] if sender == "edit" else self.edit
