@@ -12,7 +12,6 @@ import pkgutil
 from collections.abc import Sequence
 
 import click
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
@@ -25,10 +24,11 @@ from pipeline.commands._conventions import (
     common_options,
     configure_logging,
     echo_json_error,
+    make_console,
     with_common_options,
 )
 
-console = Console(stderr=True, highlight=False)
+console = make_console(stderr=True)
 
 EXIT_FAILED, EXIT_MISSING_EXTRA, EXIT_INTERRUPTED = 1, 3, 130  # usage errors: click, 2
 

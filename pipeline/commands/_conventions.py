@@ -10,8 +10,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +28,14 @@ from capture._layout import MANIFEST
 
 F = TypeVar("F", bound=Callable[..., Any])
 _META = "stpe.output"
+
+
+def make_console(*, stderr: bool = False, quiet: bool = False) -> Console:
+    """A console that wraps to the terminal's width, and never inserts line breaks into
+    text that goes to a pipe or a file (paths stay whole for scripts)."""
+    console = Console(stderr=stderr, quiet=quiet, highlight=False)
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 @dataclass
@@ -50,12 +61,12 @@ class Output:
     @property
     def console(self) -> Console:
         """Human result lines: stdout, or stderr under --json; nothing under -q."""
-        return Console(stderr=self.json, quiet=self.quiet, highlight=False)
+        return make_console(stderr=self.json, quiet=self.quiet)
 
     @property
     def err(self) -> Console:
         """Progress, warnings and hints (stderr); progress and hints respect -q."""
-        return Console(stderr=True, highlight=False)
+        return make_console(stderr=True)
 
     def warn(self, message: str) -> None:
         """A warning line on stderr (shown under -q too); `message` is plain text."""
@@ -71,15 +82,27 @@ class Output:
         if self.json:
             if self._emitted:
                 raise RuntimeError("a command printed two JSON documents")
-            text = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
-                                default=str).decode()
+            text = orjson.dumps(document, default=_plain,
+                                option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+                                | orjson.OPT_SERIALIZE_NUMPY).decode()
             self._emitted.append(text)
             click.echo(text)
 
     @property
     def progress_console(self) -> Console:
         """A stderr console for rich progress bars and spinners, silent under -q."""
-        return Console(stderr=True, quiet=self.quiet)
+        return make_console(stderr=True, quiet=self.quiet)
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what orjson does not know: paths, pydantic models, numpy scalars."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path | tuple | set | frozenset):
+        return str(value) if isinstance(value, Path) else list(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def configure_logging(out: Output) -> None:
@@ -162,6 +185,11 @@ def sessions_argument(name: str = "sessions") -> Callable[[F], F]:
                           type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
+def session_words(sessions: list[Path]) -> str:
+    """Sessions as a next-step hint names them: up to three paths, else SESSIONS..."""
+    return " ".join(str(p) for p in sessions) if 0 < len(sessions) < 4 else "SESSIONS..."
+
+
 def one_session(sessions: list[Path], option: str) -> Path:
     """The single session an option such as --out applies to; a clear usage error if not."""
     if len(sessions) != 1:
@@ -169,6 +197,39 @@ def one_session(sessions: list[Path], option: str) -> Path:
         raise click.UsageError(f"{option} applies to one session, got {len(sessions)}: {names}; "
                                f"pass one of them")
     return sessions[0]
+
+
+@contextmanager
+def replacing(out: Path | None, overwrite: bool) -> Iterator[None]:
+    """Around a command that creates `out`: an existing, non-empty `out` is a usage error
+    unless `overwrite`; then it is moved aside, and deleted only once the command succeeded
+    (restored if it failed or was interrupted). Sessions are never replaced."""
+    taken = out is not None and out.exists() and (not out.is_dir() or any(out.iterdir()))
+    if out is None or not taken:
+        yield
+        return
+    if not overwrite:
+        raise click.UsageError(f"{out} already exists; pass --overwrite to replace it, or "
+                               "choose another --out")
+    if out.is_dir() and ((out / MANIFEST).is_file() or sessions_in(out)):
+        raise click.UsageError(f"{out} is or holds recorded sessions; it is never replaced")
+    aside = out.with_name(f".{out.name}.replaced")
+    if aside.is_dir():
+        shutil.rmtree(aside)
+    aside.unlink(missing_ok=True)
+    os.replace(out, aside)
+    try:
+        yield
+    except BaseException:
+        if out.is_dir():
+            shutil.rmtree(out)
+        out.unlink(missing_ok=True)
+        os.replace(aside, out)
+        raise
+    if aside.is_dir():
+        shutil.rmtree(aside)
+    else:
+        aside.unlink()
 
 
 def echo_json_error(message: str, code: int) -> None:

@@ -14,7 +14,7 @@ from rich.table import Table
 from alignment import AlignmentReport, align_external, align_session
 from capture import Session
 from pipeline._errors import PipelineError
-from pipeline.commands._conventions import Output, expand_sessions
+from pipeline.commands._conventions import Output, expand_sessions, session_words
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
@@ -144,6 +144,4 @@ def command(sessions: tuple[Path, ...], state_log: Path | None, video: Path | No
         print_report(report, output.console)
         reports.append(report)
     output.result({"command": "align", "sessions": [r.to_dict() for r in reports]})
-    done = " ".join(str(p) for p in sessions) if 0 < len(sessions) < 4 else (
-        str(out) if not sessions else "SESSIONS...")
-    output.hint(f"stpe labels {done}")
+    output.hint(f"stpe labels {session_words(sessions) if sessions else out}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from capture import Session
-from pipeline.commands._conventions import Output, sessions_argument
+from pipeline.commands._conventions import Output, session_words, sessions_argument
 from pipeline.labels import compute_labels, write_labels
 
 
@@ -35,6 +35,6 @@ def command(sessions: list[Path]) -> None:
         results.append({"session": str(path), "events": len(labels.events),
                         "files": [str(table_path), str(events_path)], "summary": s})
     out.result({"command": "labels", "sessions": results})
-    named = " ".join(str(p) for p in sessions) if len(sessions) < 4 else "SESSIONS..."
-    out.hint(f"stpe render {sessions[0]} (overlay video), stpe view {sessions[0]}, or "
-             f"stpe export {named} --format lerobot --out DATASET")
+    named = session_words(sessions)
+    out.hint(f"stpe export {named} --format lerobot --out DATASET; to look first: "
+             f"stpe render {named} or stpe view {named}")
