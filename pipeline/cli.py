@@ -74,6 +74,16 @@ def _fail(message: str, code: int, out: Output) -> SystemExit:
     return SystemExit(code)
 
 
+def _show_click_error(exc: click.ClickException) -> None:
+    """Click's usage and error lines, the message wrapped to the terminal like ours."""
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        help_option = ctx.help_option_names[0] if ctx.help_option_names else "--help"
+        console.print(escape(ctx.get_usage()))
+        console.print(f"Try '{escape(ctx.command_path)} {help_option}' for help.\n")
+    console.print(f"[red]error:[/red] {escape(exc.format_message())}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: errors print one clear line (no traceback) and exit with their code."""
     out = Output()
@@ -83,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except click.ClickException as exc:
-        exc.show()
+        _show_click_error(exc)
         if out.json:
             echo_json_error(exc.format_message(), exc.exit_code)
         raise SystemExit(exc.exit_code) from None

@@ -159,6 +159,17 @@ def sessions_in(folder: Path) -> list[Path]:
     return [p for p in children if (p / MANIFEST).is_file()]
 
 
+def _not_a_session(path: Path) -> str:
+    """Why `path` is neither a session nor a folder of sessions, naming sessions deeper."""
+    deeper = sorted({m.parent for depth in ("*/*", "*/*/*")
+                     for m in path.glob(f"{depth}/{MANIFEST}")})
+    message = f"{path} is not a session ({MANIFEST} is missing) and holds no sessions"
+    if deeper:
+        shown = ", ".join(str(p) for p in deeper[:5]) + (", ..." if len(deeper) > 5 else "")
+        message += f"; sessions further down: {shown}"
+    return message
+
+
 def expand_sessions(values: tuple[Path, ...], param: click.Parameter | None = None
                     ) -> list[Path]:
     """Each path a session, or a folder whose sessions are taken in order (usage error if
@@ -167,8 +178,7 @@ def expand_sessions(values: tuple[Path, ...], param: click.Parameter | None = No
     for path in values:
         inside = [] if (path / MANIFEST).is_file() else sessions_in(path)
         if not inside and not (path / MANIFEST).is_file():
-            raise click.BadParameter(f"{path} is not a session ({MANIFEST} is missing) and "
-                                     "holds no sessions", param=param)
+            raise click.BadParameter(_not_a_session(path), param=param)
         for session in inside or [path]:
             if session.resolve() not in {p.resolve() for p in found}:
                 found.append(session)
