@@ -44,18 +44,18 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
     return value
 
 
-def _line(status: RecordingStatus) -> Text:
-    """The live status, one line that fits 80 columns (cut with … on narrower ones)."""
+def _line(status: RecordingStatus, width: int = 80) -> Text:
+    """The live status: one line that fits 80 columns, cut with … to a narrower `width`."""
     offset = ("no probe yet" if status.clock_offset_ms is None
               else f"{status.clock_offset_ms:+.2f} ms")
     plugin = (f"state {status.samples_per_s:.0f}/s ({status.samples})"
               if status.plugin_connected else "no plugin yet")
     text = Text.assemble(("● REC ", "bold red"), f"{status.elapsed_s:6.1f} s  ",
                          f"{status.fps:4.1f} fps  {status.drops} dropped  ", plugin,
-                         f"  clock {offset}", no_wrap=True, overflow="ellipsis")
+                         f"  clock {offset}")
     if status.failed:
-        text = Text.assemble(("● capture failed: ", "bold red"), status.failed, no_wrap=True,
-                             overflow="ellipsis")
+        text = Text.assemble(("● capture failed: ", "bold red"), status.failed)
+    text.truncate(width, overflow="ellipsis")
     return text
 
 
@@ -148,11 +148,11 @@ def command(out: Path | None, fps: float, duration: float | None, monitor: int |
         out_console.file.flush()
         deadline = None if duration is None else time.monotonic() + duration
         try:
-            with Live(_line(recording.status()), console=err_console,
+            with Live(_line(recording.status(), err_console.width), console=err_console,
                       refresh_per_second=4, transient=True) as live:
                 while not stop.event.wait(0.25):
                     status = recording.status()
-                    live.update(_line(status))
+                    live.update(_line(status, err_console.width))
                     if status.failed or (deadline is not None and time.monotonic() >= deadline):
                         break
         finally:

@@ -8,11 +8,13 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +45,11 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def in_terminal(*args: object, env: dict[str, str] | None = None, prelude: str = "",
-                timeout: float = 240.0) -> Screen:
+                timeout: float = 240.0, interrupt_when: Callable[[str], bool] | None = None
+                ) -> Screen:
     """`stpe ARGS` with stdin, stdout and stderr on an 80x24 pseudo-terminal. `prelude`
-    is Python run first in the same process (to hide an installed module)."""
+    is Python run first in the same process (to hide an installed module). With
+    `interrupt_when`, Ctrl-C (SIGINT) is sent once it is true of the output so far."""
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, COLUMNS, 0, 0))
     code = f"{prelude}\nfrom pipeline.cli import main\nmain()"
@@ -67,6 +71,10 @@ def in_terminal(*args: object, env: dict[str, str] | None = None, prelude: str =
                 chunks.append(data)
             elif process.poll() is not None:
                 break
+            if interrupt_when is not None and interrupt_when(b"".join(chunks).decode(
+                    errors="replace")):
+                process.send_signal(signal.SIGINT)
+                interrupt_when = None
         code_ = process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         process.kill()

@@ -8,7 +8,9 @@ import shutil
 import orjson
 import pytest
 
+from alignment import simulate_capture
 from capture import Session
+from tests.alignment._sessions import write_session
 from tests.pipeline.demo_session import labelled_demo_session
 from tests.pipeline.terminal import COLUMNS, in_terminal
 
@@ -125,3 +127,21 @@ def test_align_without_video_keeps_a_timecode_alignment(work, tmp_path):
     _check(screen, 0, "has no video.mkv: frames are matched by the fitted clock only")
     report = orjson.loads(Session.open(session).file("alignment").read_bytes())
     assert report["methods"].get("timecode", 0) == 0
+
+
+def test_ctrl_c_during_align_writes_nothing(tmp_path):
+    sim = simulate_capture(20.0, latency_ms=25.0, seed=3)
+    session = write_session(sim, tmp_path, video=True)
+    screen = in_terminal("align", session,
+                         interrupt_when=lambda text: "reading the timecode" in text)
+    _check(screen, 130, "interrupted")
+    assert not (session / "aligned.parquet").exists()
+    assert not (session / "alignment.json").exists()
+
+
+def test_ctrl_c_during_export_leaves_no_dataset(work, tmp_path):
+    out = tmp_path / "lerobot"
+    screen = in_terminal("export", work / "sessions", "--format", "lerobot", "--out", out,
+                         interrupt_when=lambda _: any(tmp_path.glob(".lerobot.tmp-*")))
+    _check(screen, 130, "interrupted")
+    assert list(tmp_path.iterdir()) == []
