@@ -99,3 +99,15 @@ def test_json_values_are_plain_numbers(sessions):
     doc = _json("align", sessions / "demo", "--json")
     residual = doc["sessions"][0]["residual_ms"]
     assert all(v is None or np.isfinite(v) for v in residual.values())
+
+
+def test_repair_reports_what_it_kept(tmp_path):
+    from tests.capture.test_repair import _crashed_session
+
+    writer = _crashed_session(tmp_path)
+    doc = _json("repair", tmp_path, "--json")  # the parent folder: its one session
+    (report,) = doc["sessions"]
+    torn = (writer.path / "state.jsonl.torn").read_bytes()
+    assert report["torn_bytes"]["state.jsonl"] == len(torn.rstrip(b"\n")) == 33
+    assert report["samples"] == len((writer.path / "state.jsonl").read_bytes().splitlines())
+    assert report["path"] == str(writer.path)
