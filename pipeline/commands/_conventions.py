@@ -106,9 +106,9 @@ def _plain(value: Any) -> Any:
 
 
 def configure_logging(out: Output) -> None:
-    """Root log level from -v/-q (warnings by default, errors only under -q)."""
-    level = (logging.ERROR if out.quiet else
-             [logging.WARNING, logging.INFO, logging.DEBUG][min(out.verbose, 2)])
+    """Root log level from -v (warnings by default; -q keeps warnings and errors)."""
+    level = logging.WARNING if out.quiet else \
+        [logging.WARNING, logging.INFO, logging.DEBUG][min(out.verbose, 2)]
     logging.getLogger().setLevel(level)
 
 
