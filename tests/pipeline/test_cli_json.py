@@ -111,3 +111,17 @@ def test_repair_reports_what_it_kept(tmp_path):
     assert report["torn_bytes"]["state.jsonl"] == len(torn.rstrip(b"\n")) == 33
     assert report["samples"] == len((writer.path / "state.jsonl").read_bytes().splitlines())
     assert report["path"] == str(writer.path)
+
+
+def test_import_and_plugin_install_report_what_they_made(tmp_path):
+    from tests.alignment.test_import_seed import make_seed
+
+    make_seed(tmp_path / "seed", [1, 2, 4])
+    doc = _json("import", tmp_path / "seed", "--out", tmp_path / "s", "--json")
+    aligned = pq.read_table(tmp_path / "s" / "aligned.parquet")
+    assert doc["session"] == str(tmp_path / "s") and doc["frames"] == aligned.num_rows == 3
+    assert doc["missing_frames"] == [3]
+    assert doc["alignment"]["matched"] == sum(aligned.column("matched").to_pylist())
+    doc = _json("plugin", "install", "--dir", tmp_path / "Plugins", "--json")
+    assert doc["path"] == str(tmp_path / "Plugins" / "STPE.rbxmx")
+    assert (tmp_path / "Plugins" / "STPE.rbxmx").is_file()
