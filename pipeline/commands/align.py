@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import orjson
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 from rich.table import Table
 
 from alignment import AlignmentReport, align_external, align_session
+from capture import Session
+from pipeline._errors import PipelineError
+from pipeline.commands._conventions import Output, expand_sessions, session_words
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
@@ -49,11 +54,39 @@ def print_report(report: AlignmentReport, console: Console) -> None:
         table.add_row(key, value)
     console.print(table)
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+
+
+def _earlier_timecode_frames(session: Session) -> int:
+    """Frames an earlier alignment of `session` matched by the timecode (0 if none)."""
+    try:
+        report = orjson.loads(session.file("alignment").read_bytes())
+        return int(report.get("methods", {}).get("timecode", 0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
+
+
+def check_alignable(path: Path, overwrite: bool) -> str | None:
+    """Refuse a killed session and a clock-only realignment that would replace a timecode
+    one; returns a warning for a session whose video is missing."""
+    session = Session.open(path)
+    if session.manifest.status == "recording":
+        raise PipelineError(f"{path} is still marked 'recording': its recorder was killed (or "
+                            f"is still running). Recover it first: stpe repair {path}")
+    if session.file("video").is_file():
+        return None
+    earlier = _earlier_timecode_frames(session)
+    if earlier and not overwrite:
+        raise PipelineError(f"{path} has no video.mkv, so only the clock can match frames; "
+                            f"the earlier alignment matched {earlier} frames by their "
+                            "timecode. Restore video.mkv, or pass --overwrite to replace it "
+                            "with clock-only matching")
+    return (f"{path} has no video.mkv: frames are matched by the fitted clock only (no "
+            "timecode)")
 
 
 @click.command("align")
-@click.argument("session", required=False,
+@click.argument("sessions", nargs=-1,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--state", "state_log", type=click.Path(dir_okay=False, path_type=Path),
               help="A state log (JSON lines of samples) to align with --video.")
@@ -70,32 +103,45 @@ def print_report(report: AlignmentReport, console: Console) -> None:
 @click.option("--latency-ms", type=float, help="Display latency (grab time minus render "
               "time); measured from the timecode when omitted.")
 @click.option("--no-timecode", is_flag=True, help="Ignore the timecode strip.")
-def command(session: Path | None, state_log: Path | None, video: Path | None,
+@click.option("--overwrite", is_flag=True, help="Let a clock-only alignment (video.mkv "
+              "missing) replace an earlier timecode alignment.")
+def command(sessions: tuple[Path, ...], state_log: Path | None, video: Path | None,
             video_start_wall: str | None, offset_ms: float | None, out: Path | None,
-            tolerance_ms: float, latency_ms: float | None, no_timecode: bool) -> None:
-    """Align SESSION, or build and align a session from --state LOG --video FILE --out DIR.
+            tolerance_ms: float, latency_ms: float | None, no_timecode: bool,
+            overwrite: bool) -> None:
+    """Align SESSIONS, or build and align a session from --state LOG --video FILE --out DIR.
 
     Writes aligned.parquet (per frame: match, residual and the state at the frame's
     content time) and alignment.json (the report) into the session."""
     external = (state_log, video, out)
-    if session is not None and any(v is not None for v in external):
-        raise click.UsageError("give a SESSION, or --state, --video and --out, not both")
-    if session is None and any(v is None for v in external):
+    if sessions and any(v is not None for v in external):
+        raise click.UsageError("give SESSIONS, or --state, --video and --out, not both")
+    if not sessions and any(v is None for v in external):
         raise click.UsageError("give a SESSION to align, or all of --state, --video and --out")
-    console = Console()
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  transient=True) as bar:
-        task = bar.add_task("reading the timecode", total=None)
+    sessions = expand_sessions(sessions)
+    output = Output.current()
+    warnings = {path: check_alignable(path, overwrite) for path in sessions}
+    reports = []
+    for path in sessions or [None]:
+        if warnings.get(path):
+            output.warn(warnings[path])
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=output.progress_console, transient=True) as bar:
+            task = bar.add_task("reading the timecode", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            def progress(done: int, total: int, task: TaskID = task) -> None:
+                bar.update(task, completed=done, total=total)
 
-        options = {"tolerance_ms": tolerance_ms, "latency_ms": latency_ms,
-                   "use_timecode": not no_timecode, "progress": progress}
-        if session is not None:
-            report = align_session(session, **options)
-        else:
-            report = align_external(state_log, video, out, video_start_wall=video_start_wall,
-                                    offset_ms=offset_ms, **options)
-    print_report(report, console)
+            options = {"tolerance_ms": tolerance_ms, "latency_ms": latency_ms,
+                       "use_timecode": not no_timecode, "progress": progress}
+            if path is not None:
+                report = align_session(path, **options)
+            else:
+                report = align_external(state_log, video, out,
+                                        video_start_wall=video_start_wall,
+                                        offset_ms=offset_ms, **options)
+        print_report(report, output.console)
+        reports.append(report)
+    output.result({"command": "align", "sessions": [r.to_dict() for r in reports]})
+    output.hint(f"stpe labels {session_words(sessions) if sessions else out}")

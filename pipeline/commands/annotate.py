@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from pipeline._errors import PipelineError
+from pipeline.commands._conventions import Output, session_words, sessions_argument
 
 STAGES = ("embed", "segment", "caption", "video")
 
@@ -23,8 +23,7 @@ def _stages(value: str) -> list[str]:
 
 
 @click.command()
-@click.argument("sessions", nargs=-1, required=True,
-                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@sessions_argument()
 @click.option("--stages", default="embed,segment,caption", show_default=True,
               help="Comma-separated stages, run in this order.")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
@@ -44,7 +43,7 @@ def _stages(value: str) -> list[str]:
 @click.option("--max-side", type=click.IntRange(min=16), default=512, show_default=True)
 @click.option("--max-pixels", type=click.IntRange(min=1024), default=448 * 448,
               show_default=True)
-def command(sessions: tuple[Path, ...], stages: str, device: str, dtype: str, engine: str,
+def command(sessions: list[Path], stages: str, device: str, dtype: str, engine: str,
             embed_model: str | None, segment_model: str | None, caption_model: str | None,
             video_model: str | None, segment_backend: str, context: str, dense_every: int,
             caption_every: int, batch_size: int, max_side: int, max_pixels: int) -> None:
@@ -59,7 +58,8 @@ def command(sessions: tuple[Path, ...], stages: str, device: str, dtype: str, en
                                 context=context, dense_every=dense_every,
                                 caption_every=caption_every, max_side=max_side,
                                 max_pixels=max_pixels)
-    console = Console(stderr=True)
+    output = Output.current()
+    console = output.progress_console
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         tasks: dict[tuple[str, str], int] = {}
@@ -76,6 +76,11 @@ def command(sessions: tuple[Path, ...], stages: str, device: str, dtype: str, en
                 f"{report.shards_skipped} skipped")
         if "flagged_fraction" in report.summary:
             line += f", captions flagged inconsistent: {report.summary['flagged_fraction']:.1%}"
-        click.echo(line)
+        output.console.print(line)
     if not reports:
         raise PipelineError("nothing was annotated; pass at least one session")
+    output.result({"command": "annotate", "results": [
+        {"session": r.session, "stage": r.stage, "shards_written": r.shards_written,
+         "shards_skipped": r.shards_skipped, "summary": r.summary} for r in reports]})
+    output.hint(f"stpe export {session_words(sessions)} --format coco --out DATASET "
+                "(the masks join the boxes)")

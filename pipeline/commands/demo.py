@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from pipeline.commands._conventions import Output
 from pipeline.demo import DemoOptions, DemoResult, run_demo
 
 
@@ -55,9 +56,12 @@ def _summary(result: DemoResult, seconds: float, fps: float) -> Table:
 def command(out: Path | None, seconds: float, fps: float) -> None:
     """Play the built-in game in a window (on Xvfb if there is no display), record it with
     its state, then align, label, export (LeRobot, WebDataset) and render an overlay."""
-    console = Console()
+    output = Output.current()
     out = out or Path(time.strftime("stpe-demo-%Y%m%d-%H%M%S"))
-    with console.status("starting") as status:
+    with output.progress_console.status("starting") as status:
         result = run_demo(DemoOptions(out=out, seconds=seconds, fps=fps),
                           on_stage=lambda name: status.update(name))
-    console.print(_summary(result, seconds, fps))
+    output.console.print(_summary(result, seconds, fps))
+    output.result({"command": "demo", **asdict(result)})
+    output.hint(f"stpe view {result.session} (needs the view extra), or open "
+                f"{result.overlay}")

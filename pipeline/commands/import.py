@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from alignment import import_seed
+from pipeline.commands._conventions import Output
 from pipeline.commands.align import print_report
 
 
@@ -19,7 +19,8 @@ from pipeline.commands.align import print_report
 def command(source: Path, out: Path) -> None:
     """Import SOURCE (a folder or zip of frame_NNNN/ folders, each with frame_NNNN.png and
     frame_NNNN.json) as a session at --out, aligned by the records' own timestamps."""
-    console = Console()
+    output = Output.current()
+    console = output.console
     result = import_seed(source, out)
     console.print(f"imported {result.frames} frames ({result.frame_size[0]}x"
                   f"{result.frame_size[1]} px) into {result.session}")
@@ -33,3 +34,9 @@ def command(source: Path, out: Path) -> None:
         console.print(f"[yellow]gap:[/yellow] {jump['gap_s']:.3f} s after frame "
                       f"{jump['after_frame']:g}")
     print_report(result.report, console)
+    output.result({"command": "import", "session": str(result.session),
+                   "frames": result.frames, "frame_size": list(result.frame_size),
+                   "missing_frames": list(result.missing_frames),
+                   "timestamp_gaps": list(result.timestamp_gaps),
+                   "alignment": result.report.to_dict()})
+    output.hint(f"stpe labels {result.session}")

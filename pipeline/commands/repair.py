@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from capture import repair_session
+from capture import RepairReport, repair_session
+from pipeline.commands._conventions import Output, session_words, sessions_argument
 
 
 @click.command("repair")
-@click.argument("session", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@sessions_argument()
 @click.option("--force", is_flag=True,
               help="Repair even if the recorder process that owns the session still runs.")
-def command(session: Path, force: bool) -> None:
-    """Recover SESSION after a crash: trim torn log lines, remux the readable video,
-    reconcile the frame table, mark it recovered."""
-    console = Console(highlight=False, soft_wrap=True)
+def command(sessions: list[Path], force: bool) -> None:
+    """Recover SESSIONS after a crash: trim torn log lines, remux the readable video,
+    reconcile the frame table, mark them recovered."""
+    output = Output.current()
+    reports = [_repair(path, force, output.console) for path in sessions]
+    output.result({"command": "repair", "sessions": [asdict(r) for r in reports]})
+    output.hint(f"stpe align {session_words(sessions)}")
+
+
+def _repair(session: Path, force: bool, console: Console) -> RepairReport:
+    """Repair one session, printing what was found."""
     report = repair_session(session, force=force)
     if report.already_recovered:
         console.print(f"{report.path} was already recovered; nothing to do "
                       f"({report.frames_decodable} frames, {report.samples} samples)")
-        return
+        return report
     for name, moved in report.torn_bytes.items():
         console.print(f"{name}: {moved} bytes of torn or corrupt lines kept in {name}.torn")
     for name in report.completed_lines:
@@ -41,3 +50,4 @@ def command(session: Path, force: bool) -> None:
                       "row (it was cut by the crash) and are ignored")
     console.print(f"state: {report.samples} samples")
     console.print(f"session recovered: {report.path}")
+    return report

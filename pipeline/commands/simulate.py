@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.progress import Progress
 
 from capture import DEFAULT_PORT, SimulatedPlugin
-
-console = Console()
+from pipeline.commands._conventions import Output
 
 
 @click.command("simulate")
@@ -27,16 +25,22 @@ console = Console()
 def command(url: str, seconds: float, rate: float, batch_hz: float, token: str | None,
             drift_ppm: float) -> None:
     """Play a synthetic character at RATE samples/s for SECONDS against a running receiver."""
+    output = Output.current()
     plugin = SimulatedPlugin(url, token=token, batch_hz=batch_hz, clock_drift_ppm=drift_ppm)
     chunk = 0.5
     sent = 0
-    with plugin, Progress(console=console, transient=True) as progress:
+    with plugin, Progress(console=output.progress_console, transient=True) as progress:
         task = progress.add_task(f"simulating into session {plugin.session}", total=seconds)
         while sent < round(seconds * rate):
             step = min(chunk, seconds - sent / rate)
             sent += plugin.play(step, rate=rate, first_seq=sent)
             progress.update(task, completed=sent / rate)
-    console.print(f"session {plugin.session}: sent {sent} samples in {plugin.batches} batches, "
-                  f"receiver stored through seq {plugin.stored_through}; "
-                  f"{plugin.dropped} dropped, {plugin.rejected} refused, "
-                  f"{plugin.retries} retries")
+    output.console.print(f"session {plugin.session}: sent {sent} samples in "
+                         f"{plugin.batches} batches, receiver stored through seq "
+                         f"{plugin.stored_through}; "
+                         f"{plugin.dropped} dropped, {plugin.rejected} refused, "
+                         f"{plugin.retries} retries")
+    output.result({"command": "simulate", "session": plugin.session, "sent": sent,
+                   "batches": plugin.batches, "stored_through": plugin.stored_through,
+                   "dropped": plugin.dropped, "refused": plugin.rejected,
+                   "retries": plugin.retries})

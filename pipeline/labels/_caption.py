@@ -18,10 +18,6 @@ def _join(words: list[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def _keys_phrase(keys: list[str]) -> str:
-    return f"Holding {_join(sorted(keys))}" if keys else "With no keys held"
-
-
 def _motion_phrase(direction: str, speed: float, airborne: bool) -> str:
     if direction == "none":
         return "the character is in the air" if airborne else "the character stands still"
@@ -38,12 +34,12 @@ def captions(frame_index: np.ndarray, has_state: np.ndarray, keys: list[list[str
         if not has_state[i]:
             out.append("")
             continue
-        parts = [_keys_phrase(keys[i])]
-        if has_character[i]:
-            parts[0] += ", " + _motion_phrase(str(direction[i]), float(speed[i]),
-                                              bool(airborne[i]))
-        else:
-            parts[0] += ", no character is present"
+        motion = (_motion_phrase(str(direction[i]), float(speed[i]), bool(airborne[i]))
+                  if has_character[i] else "no character is present")
+        # with keys, they lead ("Holding W, the character runs ..."); without, the motion
+        # leads and the keys follow, so no sentence reads as if no keys made it run
+        parts = ([f"Holding {_join(sorted(keys[i]))}, {motion}"] if keys[i] else
+                 [motion[0].upper() + motion[1:], "no keys are held"])
         if i > 0 and has_state[i - 1] and has_character[i] and has_character[i - 1]:
             if airborne[i] and not airborne[i - 1]:
                 parts.append(f"it leaves the ground at frame {int(frame_index[i])}")

@@ -70,6 +70,12 @@ def overlay_frames(labels: pa.Table, aligned: pa.Table) -> dict[int, OverlayFram
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def render_overlay(session_path: Path | str, out: Path | str | None = None, *,
                    progress: Callable[[int, int], None] | None = None) -> OverlayResult:
     """Render the overlay video of a session to `out` (default `<session>/overlay.mp4`).
@@ -118,6 +124,7 @@ def render_overlay(session_path: Path | str, out: Path | str | None = None, *,
             relative = target.resolve().relative_to(session.path.resolve())
             SessionWriter.reopen(session.path).write_output(str(relative), tmp.read_bytes())
         else:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the video is not
             os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

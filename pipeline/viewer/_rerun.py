@@ -8,6 +8,7 @@ World: Roblox's (studs, right-handed, +Y up). The camera entity carries `world_f
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +54,8 @@ def _boxes(rr: Any, cframes: list, sizes: list, labels: list[str]) -> Any:
                       quaternions=[rr.Quaternion(xyzw=q) for q in quats], labels=labels)
 
 
-def _log_frame(rr: Any, rec: Any, label: dict[str, Any], state: dict[str, Any] | None) -> None:
-    t_cam_world = np.array(label["T_cam_world"]).reshape(4, 4)
+def _log_camera(rr: Any, rec: Any, label: dict[str, Any]) -> None:
+    t_cam_world = np.array(label["T_cam_world"], float).reshape(4, 4)
     r_world_cam = t_cam_world[:3, :3].T
     rec.log("world/camera", rr.Transform3D(translation=-r_world_cam @ t_cam_world[:3, 3],
                                            mat3x3=r_world_cam))
@@ -62,6 +63,11 @@ def _log_frame(rr: Any, rec: Any, label: dict[str, Any], state: dict[str, Any] |
     rec.log("world/camera", rr.Pinhole(image_from_camera=np.array(label["K"]).reshape(3, 3),
                                        resolution=size if None not in size else None,
                                        camera_xyz=rr.ViewCoordinates.RDF))
+
+
+def _log_frame(rr: Any, rec: Any, label: dict[str, Any], state: dict[str, Any] | None) -> None:
+    if label.get("T_cam_world") is not None and label.get("K") is not None:
+        _log_camera(rr, rec, label)  # an unmatched frame has no camera: the last pose holds
     shown = [o for o in label.get("objects") or [] if o["on_screen"]]
     if shown:
         rec.log("world/camera/image/boxes", rr.Boxes2D(
@@ -82,9 +88,12 @@ def _log_frame(rr: Any, rec: Any, label: dict[str, Any], state: dict[str, Any] |
                                          [e["name"] for e in entities]))
 
 
-def view_session(session_path: Path | str, *, save: Path | str | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> ViewResult:
-    """Log a labelled session to Rerun: to a viewer it spawns, or to `save` (.rrd)."""
+def save_recording(session_path: Path | str, out: Path | str, *,
+                   progress: Callable[[int, int], None] | None = None) -> ViewResult:
+    """Log a labelled session to Rerun into the .rrd file `out`.
+
+    The file is written beside `out` under a hidden name and renamed when complete, so an
+    error or Ctrl-C never leaves a half-written recording at `out`."""
     rr = _import_rerun()
     from alignment import read_aligned
     from pipeline.labels import read_label_events, read_labels
@@ -95,11 +104,23 @@ def view_session(session_path: Path | str, *, save: Path | str | None = None,
     events = read_label_events(session)
     if not labels:
         raise PipelineError(f"{session.path} has no labelled frames; re-run `stpe labels`")
-    rec = rr.RecordingStream("stpe", recording_id=session.manifest.session_id)
-    if save is not None:
-        rec.save(str(save))
-    else:
-        rec.spawn()
+    target = Path(out)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        rec = rr.RecordingStream("stpe", recording_id=session.manifest.session_id)
+        rec.save(str(partial))
+        images = _log_session(rr, rec, session, labels, states, events, progress)
+        rec.disconnect()  # writes the file's footer
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return ViewResult(len(labels), images, len(events), target)
+
+
+def _log_session(rr: Any, rec: Any, session: Session, labels: dict[int, dict[str, Any]],
+                 states: dict[int, dict[str, Any]], events: list[dict[str, Any]],
+                 progress: Callable[[int, int], None] | None) -> int:
+    """Everything of one session into `rec`; returns the number of images logged."""
     rec.log("world", rr.ViewCoordinates.RIGHT_HAND_Y_UP, static=True)
     trajectory = [s["character.root.cframe"][:3] for _, s in sorted(states.items())
                   if s.get("character.root.cframe") is not None]
@@ -129,8 +150,4 @@ def view_session(session_path: Path | str, *, save: Path | str | None = None,
         rec.set_time("t", duration=event["start_t"])
         rec.log("events", rr.TextLog(f"{event['kind']} frames {event['start_frame']}-"
                                      f"{event['end_frame']}", level="INFO"))
-    if save is not None:
-        rec.disconnect()  # writes the file's footer
-    else:
-        rec.flush()
-    return ViewResult(len(labels), images, len(events), None if save is None else Path(save))
+    return images

@@ -25,8 +25,10 @@ def demo_states(count: int, start_tick: int = 150, every: int = 2) -> list:
     return out
 
 
-def labelled_demo_session(parent: Path, count: int = 8) -> tuple[Path, list]:
-    """A session of `count` demo frames, frame i showing sample i, with labels.parquet."""
+def labelled_demo_session(parent: Path, count: int = 8,
+                          unmatched: tuple[int, ...] = ()) -> tuple[Path, list]:
+    """A session of `count` demo frames, frame i showing sample i (no sample for the frames
+    in `unmatched`, as `stpe align` leaves them), with labels.parquet."""
     states = demo_states(count)
     samples = [build_sample(s, seq=i, client_t=10.0 + s.t, dt=1 / 30, wall_ms=1_700_000_000_000,
                             viewport=VIEWPORT) for i, s in enumerate(states)]
@@ -35,8 +37,14 @@ def labelled_demo_session(parent: Path, count: int = 8) -> tuple[Path, list]:
     def image(i: int, width: int, height: int):
         return cv2.cvtColor(frames[i].image, cv2.COLOR_BGR2RGB)
 
-    path = make_session(parent, samples, list(range(count)), [i / 30 for i in range(count)],
-                        size=VIEWPORT, video=True, image=image, name="demo")
+    shown = [None if i in unmatched else i for i in range(count)]
+    path = make_session(parent, samples, shown, [i / 30 for i in range(count)], size=VIEWPORT,
+                        video=True, image=image, name="demo")
     session = Session.open(path)
     write_labels(session, compute_labels(session))
     return path, frames
+
+
+def unmatched_demo_session(parent: Path, unmatched: tuple[int, ...]) -> Path:
+    """An 8-frame labelled demo session whose frames `unmatched` have no state."""
+    return labelled_demo_session(parent, 8, unmatched)[0]

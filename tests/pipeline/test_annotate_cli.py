@@ -53,7 +53,7 @@ def test_bad_options_write_nothing(tmp_path, args, message) -> None:
 
 def test_not_a_session(tmp_path) -> None:
     result = run(str(tmp_path))
-    assert result.exit_code != 0
-    assert "not a session" in str(result.exception)
+    assert result.exit_code == 2  # a path mistake is a usage error, refused before any work
+    assert "is not a session" in result.output
     missing = run(str(tmp_path / "nope"))
     assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -131,7 +131,7 @@ def test_captions_describe_both_frames(labelled):
     assert "Space pressed" in captions[70]
     assert "it lands at frame 86" in captions[86]
     assert "it stops at frame 40" in captions[40] and "D and S released" in captions[40]
-    assert captions[45].startswith("With no keys held, the character stands still")
+    assert captions[45].startswith("The character stands still; no keys are held")
     assert labels.table["grounded"].to_pylist()[69:71] == [True, False]
 
 

@@ -65,3 +65,33 @@ def test_render_without_labels_names_the_command(tmp_path):
     assert run.exit_code != 0
     assert "stpe labels" in str(run.exception)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_rendered_file_gets_the_usual_permissions(session, tmp_path):
+    import os
+    import stat
+
+    path, _ = session
+    result = render_overlay(path, tmp_path / "shared.mp4")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(result.path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_the_legend_and_distances_are_drawn_on_wide_frames():
+    from pipeline.overlay._draw import LEGEND, OverlayFrame, draw_overlay
+
+    image = np.full((720, 1280, 3), (90, 140, 90), np.uint8)  # grass
+    frame = OverlayFrame(frame_index=3, t=0.1, root_px=None, velocity_tip_px=None,
+                         objects=[{"on_screen": True, "box_xyxy": [400, 300, 500, 420],
+                                   "kind": "entity", "name": "Cart", "distance": 27.4}])
+    out = draw_overlay(image, frame, [])
+    corner = out[4:40, 1280 - 60:1280 - 4]
+    assert (corner.astype(int).sum(axis=2) < 200).mean() > 0.3  # the legend's dark band
+    for _, colour, _ in LEGEND:  # each swatch colour appears in the legend
+        band = out[:200, 900:].reshape(-1, 3).astype(int)
+        assert (np.abs(band - colour).max(axis=1) < 40).any(), colour
+    above = out[270:298, 400:470].astype(int)  # the label's band above the box is dark
+    assert np.median(above.sum(axis=2)) < np.median(image[270:298, 400:470].sum(axis=2)) / 2
+    small = draw_overlay(np.full((180, 320, 3), 90, np.uint8), frame, [])
+    assert (small[4:20, 300:316] == 90).all()  # no legend on a small frame
