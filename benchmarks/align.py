@@ -65,11 +65,11 @@ def main() -> None:
     clap_decoded = np.where(clap, truth, -1)
 
     def clap_match() -> Matching:
-        latency = display_latency(frames, host, clap_decoded)
+        latency, _ = display_latency(frames, host, clap_decoded)
         return match_frames(content_times(frames, latency, host), host, decoded=clap_decoded)
 
     clap_s, clap_m = _best_of(clap_match)
-    latency = display_latency(frames, host, clap_decoded)
+    latency, _ = display_latency(frames, host, clap_decoded)
 
     left = pd.DataFrame({"time": pd.to_datetime(sim.frame_wall_ns, unit="ns")})
     right = pd.DataFrame({"time": pd.to_datetime(sim.wall_ms * 1_000_000, unit="ns"),
