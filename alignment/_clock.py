@@ -95,15 +95,19 @@ class ClockModel:
         return out
 
 
-def split_segments(client: np.ndarray, arrival_ns: np.ndarray) -> np.ndarray:
-    """Segment index per sample (in seq order): a new segment starts where the client time
-    goes backwards or runs more than `RESET_JUMP_S` ahead of the arrival times."""
+def split_segments(client: np.ndarray, arrival_ns: np.ndarray,
+                   play_starts: np.ndarray | None = None) -> np.ndarray:
+    """Segment index per sample (in Play then seq order): a new segment starts where the
+    client time goes backwards or runs more than `RESET_JUMP_S` ahead of the arrival times,
+    and at every sample `play_starts` marks (the first stored sample of a Play)."""
     client = np.asarray(client, np.float64)
     if client.size == 0:
         return np.zeros(0, np.int64)
     d_client = np.diff(client)
     d_host = np.diff(np.asarray(arrival_ns, np.int64)) / 1e9
     breaks = (d_client < 0) | (d_client - np.maximum(d_host, 0) > RESET_JUMP_S)
+    if play_starts is not None:
+        breaks |= np.asarray(play_starts, bool)[1:]
     return np.concatenate([[0], np.cumsum(breaks)]).astype(np.int64)
 
 
@@ -210,8 +214,10 @@ def _within(client: np.ndarray, host_ns: np.ndarray,
 
 
 def fit_clock(sample_client: np.ndarray, sample_arrival_ns: np.ndarray,
-              sync: list[dict[str, Any]]) -> tuple[ClockModel, np.ndarray]:
-    """Fit the clock model from the samples (in seq order) and the sync log.
+              sync: list[dict[str, Any]],
+              play_starts: np.ndarray | None = None) -> tuple[ClockModel, np.ndarray]:
+    """Fit the clock model from the samples (in Play then seq order) and the sync log;
+    `play_starts` marks the first stored sample of each Play (see `split_segments`).
 
     Returns the model and each sample's segment index."""
     client = np.asarray(sample_client, np.float64)
@@ -219,7 +225,7 @@ def fit_clock(sample_client: np.ndarray, sample_arrival_ns: np.ndarray,
     if client.size == 0:
         raise AlignmentError("the state log holds no samples, so there is no clock to fit; "
                              "record a session with the plugin running")
-    segment = split_segments(client, arrival)
+    segment = split_segments(client, arrival, play_starts)
     probes = [r for r in sync if r.get("kind") == "probe"]
     anchors = [r for r in sync if r.get("kind") == "anchor" and r.get("client") is not None
                and r.get("arrival_mono_ns") is not None]

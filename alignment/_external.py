@@ -154,7 +154,7 @@ def align_external(state_log: Path, video: Path, out: Path, *,
         writer.finalize()
         report = align_session(writer.path, tolerance_ms=tolerance_ms, latency_ms=latency_ms,
                                use_timecode=use_timecode, progress=progress)
-        if (report.latency_source == "default" and video_start_wall is None
+        if (report.latency_source != "timecode" and video_start_wall is None
                 and offset_ms is None):
             raise AlignmentError("cannot place the video in time: it shows no timecode; pass "
                                  "--video-start-wall (its first frame's wall time) or "

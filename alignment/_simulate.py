@@ -78,14 +78,15 @@ def simulate_capture(duration_s: float = 20.0, *, fps_range: tuple[float, float]
 
     batch_every = int(1e9 / batch_hz)
     sent = (render - HOST_ORIGIN_NS) // batch_every * batch_every + batch_every + HOST_ORIGIN_NS
-    arrival = sent + (1e6 * (delay_up_ms + rng.exponential(jitter_ms, n))).astype(np.int64)
+    batches = np.unique(sent)
+    batch_arrival = batches + (1e6 * (delay_up_ms + rng.exponential(jitter_ms, batches.size)))
+    # the receiver stamps a batch once: all its samples share the arrival
+    arrival = batch_arrival.astype(np.int64)[np.searchsorted(batches, sent)]
     if receiver_gap_s is not None:
         lo, hi = (int(HOST_ORIGIN_NS + s * 1e9) for s in receiver_gap_s)
         arrival = np.where((arrival >= lo) & (arrival < hi), hi + arrival - lo + 1_000_000,
                            arrival)
         arrival = np.maximum.accumulate(arrival)
-    batches = np.unique(sent)
-    batch_arrival = batches + (1e6 * (delay_up_ms + rng.exponential(jitter_ms, batches.size)))
     probes = np.arange(HOST_ORIGIN_NS, render[-1], int(1e9 / probe_hz), dtype=np.int64)
     up = (1e6 * (delay_up_ms + rng.exponential(jitter_ms, probes.size))).astype(np.int64)
     down = (1e6 * (delay_down_ms + rng.exponential(jitter_ms, probes.size))).astype(np.int64)

@@ -43,3 +43,18 @@ def test_render_has_quiet_zone_and_cell_size():
     assert img.shape == (12, 160, 3)
     assert img[:4].max() == 0 and img[8:].max() == 0
     assert img[4:8, 4:8].min() == 255  # first start-marker cell is white
+
+
+@pytest.mark.parametrize("cell", [0, 1, 2, 35, 36, 37])
+def test_a_wrong_marker_cell_is_refused_even_with_a_valid_check(cell):
+    # the data and its check are intact: only the framing can refuse this row
+    row = encode_cells(0x3C5A96)[1, 1:-1].copy()
+    assert cells_to_payload(row) == 0x3C5A96
+    row[cell] ^= 1
+    assert cells_to_payload(row) is None
+
+
+def test_a_row_of_the_wrong_length_is_refused():
+    row = encode_cells(77)[1, 1:-1]
+    assert cells_to_payload(row[:-1]) is None
+    assert cells_to_payload(np.r_[row, 0]) is None

@@ -64,3 +64,31 @@ def test_low_contrast_frame_is_undecodable():
     luma, _, grid = _located(42)
     faded = (128 + (luma.astype(np.int16) - 128) // 8).astype(np.uint8)
     assert read_cells(faded, grid) is None
+
+
+def test_a_strip_that_appears_late_and_vanishes_is_read_wherever_it_shows(tmp_path):
+    # the recording starts before Play (no strip for 2.6 s, past any fixed search window),
+    # then clap mode: the strip at the start and end of two Plays
+    sim = simulate_capture(7.0, seed=14)
+    t = (sim.grab_start_ns - sim.grab_start_ns[0]) / 1e9
+    shown = ((t >= 2.6) & (t < 3.4)) | ((t >= 4.0) & (t < 4.5)) | (t >= 6.2)
+    path = write_session(sim, tmp_path, video=True, strip=shown)
+    result = _decode(path)
+    expected = np.where(shown, sim.true_seq % (1 << 24), -1)
+    assert result.payload.tolist() == expected.tolist()
+    rows = np.flatnonzero(shown)
+    starts = rows[np.r_[0, np.flatnonzero(np.diff(rows) > 1) + 1]]
+    ends = rows[np.r_[np.flatnonzero(np.diff(rows) > 1), rows.size - 1]]
+    assert result.seen == tuple(zip(starts.tolist(), ends.tolist(), strict=True))
+    # searching is sparse: at most once per 30 frames where no strip reads
+    assert result.locate_calls <= (~shown).sum() // 30 + 4
+
+
+@pytest.mark.parametrize("cell", [(0, 0), (0, 17), (2, 39), (1, 0), (1, 39)])
+def test_a_white_quiet_zone_cell_makes_an_otherwise_perfect_strip_undecodable(cell):
+    luma, geometry, grid = _located(0x123456)
+    lit = luma.copy()
+    row, column = cell
+    y, x = int(geometry.y0 + row * geometry.pitch_y), int(geometry.x0 + column * geometry.pitch_x)
+    lit[y:y + int(geometry.pitch_y), x:x + int(geometry.pitch_x)] = 255
+    assert read_cells(lit, grid) is None
