@@ -115,6 +115,7 @@ def _clock_summary(model: ClockModel) -> dict[str, object]:
     return {"method": main.method, "offset_ms": main.offset_ms, "drift_ppm": main.drift_ppm,
             "offset_std_ms": main.offset_std_ms, "drift_std_ppm": main.drift_std_ppm,
             "asymmetry_bound_ms": main.asymmetry_bound_ms,
+            "reference_client": main.reference_client,
             "segments": [s.summary() for s in model.segments]}
 
 

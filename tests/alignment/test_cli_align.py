@@ -178,3 +178,20 @@ def test_an_obs_video_started_before_play_is_placed_by_the_timecode(tmp_path):
     assert np.array_equal(seq[playing], sim.true_seq[playing])
     before = sim.true_seq < first - 1
     assert (method[before] == "none").all() and before.sum() > 100
+
+
+def test_whole_millisecond_wall_stamps_do_not_shift_the_clock(sim, external, tmp_path):
+    video, log = external
+    start = datetime.fromtimestamp(int(sim.frame_wall_ns[0]) / 1e9, UTC).isoformat()
+    out = tmp_path / "wall"
+    result = _run("--state", log, "--video", video, "--out", out, "--no-timecode",
+                  "--video-start-wall", start, "--latency-ms", 25)
+    assert result.exit_code == 0, result.output
+    table = read_aligned(out)
+    seq = np.array(table.column("seq").to_pylist())
+    right = seq == sim.true_seq
+    # the true residual: content time (grab - 25 ms) minus the shown sample's render time
+    truth_ms = (sim.grab_start_ns - 25_000_000 - sim.render_ns[sim.true_seq]) / 1e6
+    shift = np.array(table.column("residual_ms").to_pylist())[right] - truth_ms[right]
+    assert right.mean() > 0.8
+    assert abs(float(np.mean(shift))) < 0.3  # cutting to whole ms put samples ~1 ms early
