@@ -17,7 +17,8 @@ import numpy as np
 from alignment._match import display_latency, render_intervals, unwrap_payload
 
 TIMING_NOISE_NS = 2e6  # grab-stamp and render-stamp noise allowed beyond the fit's bounds
-_SCREEN_SIGMAS = 5.0  # first screening: this many robust deviations from the median
+_SCREEN_SIGMAS = 5.0  # this many robust deviations from the median
+_HELD_INTERVALS = 3.0  # at least: a frame held this many render intervals (a hitch) is kept
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,43 @@ def _non_decreasing(values: np.ndarray) -> np.ndarray:
     return keep
 
 
+def onset_latency(grab_ns: np.ndarray, sample_host: np.ndarray,
+                  rows: np.ndarray) -> tuple[float, float] | None:
+    """The mean delay from a sample's render to its first appearance on screen (ns) and the
+    95 % half-width of that mean, from the frames where a new sample appears: the sample
+    was not on screen at the previous grab and is at this one, so its delay lies between
+    the two grabs minus its render time. The half-width is twice the standard error plus
+    half the median grab interval: a recorder grabbing near the display's refresh rate
+    keeps a slowly wandering phase against it, an error averaging does not remove. None
+    with fewer than 2 such frames."""
+    read = np.flatnonzero(rows >= 0)
+    if read.size < 3:
+        return None
+    prev, cur = read[:-1], read[1:]
+    change = (cur == prev + 1) & (rows[cur] > rows[prev])
+    if change.sum() < 2:
+        return None
+    k = rows[cur[change]]
+    host = np.asarray(sample_host, np.float64)
+    grab = np.asarray(grab_ns, np.float64)
+    mid = (grab[cur[change]] + grab[prev[change]]) / 2 - host[k]
+    spread = max(float(np.std(mid, ddof=1)), 1e3)
+    phase = float(np.median(grab[cur[change]] - grab[prev[change]])) / 2
+    return float(np.mean(mid)), 2.0 * spread / np.sqrt(mid.size) + phase
+
+
 def check_reads(candidates: np.ndarray, grab_ns: np.ndarray, sample_host: np.ndarray,
                 segment: np.ndarray, clock_std_ns: np.ndarray) -> CheckedReads:
     """Keep the reads consistent with the clock and with their neighbours.
 
-    `clock_std_ns` is each segment's offset standard error. The latency is estimated from
-    the reads left after a robust screen (median +- 5 scaled MADs of each read's latency
-    interval centre); a read is kept when its latency interval `(G - H_k+1, G - H_k]`
-    meets `latency +- (half-width + 4 clock std + 2 ms)`, then only the longest run of
-    non-decreasing seqs (in frame order) of each segment is kept."""
+    Each read's delay `G - H_k` (grab minus the named sample's host time) less half the
+    sample's render interval is its latency interval's centre; a read is kept when that
+    centre lies within 5 scaled MADs (at least 3 median render intervals: a hitch holds a
+    frame on screen) of the reads' median, plus 4 times its segment's clock offset standard
+    error, plus 2 ms of stamping noise; then only the longest run of
+    non-decreasing seqs (in frame order) of each segment is kept. The latency is then
+    measured from the kept reads (`onset_latency`; `display_latency` when too few frames
+    show a new sample)."""
     rows = np.asarray(candidates, np.int64)
     grab = np.asarray(grab_ns, np.float64)
     host = np.asarray(sample_host, np.float64)
@@ -95,18 +124,19 @@ def check_reads(candidates: np.ndarray, grab_ns: np.ndarray, sample_host: np.nda
         return CheckedReads(rows, None, None, 0)
     k = rows[read]
     intervals = render_intervals(host, segment)
-    step = intervals[k]
-    d = grab[read] - host[k]
-    mid = d - step / 2
+    mid = grab[read] - host[k] - intervals[k] / 2
     centre = float(np.median(mid))
     spread = 1.4826 * float(np.median(np.abs(mid - centre)))
-    screened = np.abs(mid - centre) <= _SCREEN_SIGMAS * spread + TIMING_NOISE_NS
-    latency, half = display_latency(grab[read][screened], host, k[screened], intervals)
-    tol = half + 4 * np.asarray(clock_std_ns, np.float64)[segment[k]] + TIMING_NOISE_NS
-    ok = (d >= latency - tol) & (d - step <= latency + tol)
+    hold = _HELD_INTERVALS * float(np.median(intervals[k]))
+    tol = (max(_SCREEN_SIGMAS * spread, hold)
+           + 4 * np.asarray(clock_std_ns, np.float64)[segment[k]] + TIMING_NOISE_NS)
+    ok = np.abs(mid - centre) <= tol
     for s in np.unique(segment[k[ok]]):
         inside = np.flatnonzero(ok & (segment[k] == s))
         ok[inside[~_non_decreasing(k[inside])]] = False
     kept = np.full(rows.size, -1, np.int64)
     kept[read[ok]] = k[ok]
-    return CheckedReads(kept, latency, half, int((~ok).sum()))
+    onset = onset_latency(grab, host, kept)
+    if onset is None:
+        onset = display_latency(grab[read[ok]], host, k[ok], intervals)
+    return CheckedReads(kept, onset[0], onset[1], int((~ok).sum()))
