@@ -52,13 +52,14 @@ def _play_order(state: pa.Table, events: list[dict[str, Any]]) -> tuple[pa.Table
 
     Seqs continue across Plays, so seq order is Play order, and each `play` event's
     `first_seq` starts a Play. Older sessions restarted seq at 0 in each Play: there the
-    duplicated seqs are put back in arrival order (the clock reset then splits the Plays)."""
+    samples are put back in arrival order and a Play starts wherever the seq goes back."""
     seqs = state.column("seq").to_numpy()
+    starts = np.zeros(seqs.size, bool)
     if np.unique(seqs).size < seqs.size:
         order = np.lexsort((seqs, state.column("arrival_mono_ns").to_numpy()))
         state = state.take(pa.array(order))
         seqs = seqs[order]
-    starts = np.zeros(seqs.size, bool)
+        starts[1:] = np.diff(seqs) < 0
     firsts = [e.get("first_seq") for e in events if e.get("kind") == "play"]
     firsts = np.array([f for f in firsts if isinstance(f, int) and f >= 0], np.int64)
     if firsts.size and bool(np.all(np.diff(seqs) > 0)):
@@ -187,6 +188,9 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
     scale, offset, geometry_warnings = capture_geometry(
         size, viewport, tc.geometry if tc else None, cell)
     columns = _frame_columns(frames, content, origin, m, seqs, size, scale, offset)
+    read = candidates >= 0  # what the strip said, before the checks: for diagnostics
+    columns["timecode_seq"] = pa.array(seqs[np.where(read, candidates, 0)], pa.int64(),
+                                       mask=~read)
     columns.update(state_at_frames(state, m))
     table = pa.table(columns)
     matched = int(m.matched.sum())

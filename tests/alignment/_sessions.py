@@ -3,6 +3,7 @@ VideoWriter, optionally with the timecode strip drawn into every frame."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 import orjson
 
 from alignment import SimulatedCapture
-from alignment._timecode_code import render_strip
+from alignment._timecode_code import DEFAULT_CELL, render_strip
 from capture import CaptureSettings, PluginInfo, Region, SessionWriter
 from capture._layout import ClockAnchor
 from capture._video import VideoWriter
@@ -37,12 +38,15 @@ def write_session(sim: SimulatedCapture, parent: Path, *, name: str = "s",
                   strip: bool | np.ndarray = True, probes: bool = True,
                   stored: np.ndarray | None = None, seqs: np.ndarray | None = None,
                   plays: list[int] | None = None,
-                  shown_seq: dict[int, int] | None = None) -> Path:
+                  shown_seq: dict[int, int] | None = None,
+                  overlay: Callable[[int, np.ndarray], None] | None = None) -> Path:
     """Write `sim` as a session folder; returns its path. `strip` may be a per-frame mask
     (clap mode: the strip on some frames only). `stored` masks the samples written (the
     rest never reached the receiver), `seqs` replaces their seqs (a second Play restarting
     at 0), `plays` writes a `play` event per first seq, `shown_seq` draws another seq's
-    strip on some frames (frame index -> seq: a misread the decoder cannot detect)."""
+    strip on some frames (frame index -> seq: a misread the decoder cannot detect);
+    `overlay(frame, image)` draws over a viewport image (occluders). A torn frame
+    (`sim.tear_seq`) shows the newer sample's strip in its top half."""
     writer = SessionWriter.create(parent, name)
     size = (round(VIEWPORT[0] * scale), round(VIEWPORT[1] * scale))
     start = int(sim.grab_start_ns[0])
@@ -78,8 +82,14 @@ def write_session(sim: SimulatedCapture, parent: Path, *, name: str = "s",
             drawn = seq_of[sim.true_seq]
             for i, seq in (shown_seq or {}).items():
                 drawn[i] = seq
-            for seq, p, on in zip(drawn, pts, shown, strict=True):
+            for i, (seq, p, on) in enumerate(zip(drawn, pts, shown, strict=True)):
                 image = viewport_frame(int(seq), strip=bool(on))
+                if on and sim.tear_seq[i] >= 0:
+                    top = viewport_frame(int(seq_of[sim.tear_seq[i]]))
+                    rows = VIEWPORT[1] - 3 * DEFAULT_CELL // 2 - 1
+                    image[:rows] = top[:rows]
+                if overlay is not None:
+                    overlay(i, image)
                 if scale != 1.0:
                     image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
                 stored.append(out.write(image, int(p)))
