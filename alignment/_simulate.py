@@ -91,8 +91,10 @@ def simulate_capture(duration_s: float = 20.0, *, fps_range: tuple[float, float]
                      reset_at_s: float | None = None,
                      receiver_gap_s: tuple[float, float] | None = None, batch_hz: float = 10.0,
                      gpu_ms: float = 2.0, vsync_hz: float | None = 60.0,
-                     tear_fraction: float = 0.0, seed: int = 0) -> SimulatedCapture:
-    """Simulate `duration_s` seconds of capture (see the module docstring)."""
+                     tear_fraction: float = 0.0, reply_next_frame: bool = False,
+                     seed: int = 0) -> SimulatedCapture:
+    """Simulate `duration_s` seconds of capture (see the module docstring);
+    `reply_next_frame`: a probe's reply is read at the plugin's next render step."""
     rng = np.random.default_rng(seed)
     rate = 1.0 + drift_ppm * 1e-6
     n_est = int(duration_s * fps_range[1] * 1.1) + 10
@@ -121,7 +123,10 @@ def simulate_capture(duration_s: float = 20.0, *, fps_range: tuple[float, float]
     down = (1e6 * (delay_down_ms + rng.exponential(jitter_ms, probes.size))).astype(np.int64)
     t1 = probes + up
     t2 = t1 + 100_000
-    t0, t3 = _client_of(probes, rate, reset_ns), _client_of(t2 + down, rate, reset_ns)
+    back = t2 + down
+    if reply_next_frame:  # the plugin sees the reply only at its next render step
+        back = render[np.minimum(np.searchsorted(render, back), n - 1)]
+    t0, t3 = _client_of(probes, rate, reset_ns), _client_of(back, rate, reset_ns)
     whole = t3 >= t0  # a probe spanning a clock reset is refused by the receiver
 
     ticks = np.arange(HOST_ORIGIN_NS + 0.05e9, render[-1], 1e9 / grab_fps)

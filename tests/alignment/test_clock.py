@@ -154,3 +154,15 @@ def test_four_minutes_of_probes_give_drift_within_5_ppm(seed):
     model, _ = fit_clock(sim.client_t, sim.arrival_ns, _sync(sim))
     assert abs(model.main.drift_ppm - drift) < 5.0
     assert abs(model.main.drift_ppm - drift) <= 2 * model.main.drift_std_ppm
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_asymmetry_bound_holds_when_probe_replies_are_read_a_frame_late(seed):
+    sim = simulate_capture(60.0, delay_up_ms=0.5, delay_down_ms=0.5, jitter_ms=1.0,
+                           reply_next_frame=True, seed=seed)
+    model, _ = fit_clock(sim.client_t, sim.arrival_ns, _sync(sim))
+    seg = model.main
+    error_ms = (seg.to_host_ns(np.array([seg.reference_client]))[0]
+                - _true_host_ns(sim, seg.reference_client)) / 1e6
+    assert abs(error_ms) > 1.0  # the late reading skews every probe
+    assert abs(error_ms) <= seg.asymmetry_bound_ms + 2 * seg.offset_std_ms
