@@ -2,8 +2,9 @@
 appears, and read every frame's cells from a small crop of the luma plane.
 
 Locating: one pass over the video reads every frame with the strips found so far and
-searches for the strip (`locate`) at most once every `SCAN_EVERY` frames where none reads;
-a newly found strip is also read on the frames since the previous search.
+searches for the strip (`locate`) where none reads, at most once every `SCAN_EVERY` frames
+and within `LOCATE_BUDGET` of the decoding time; a newly found strip is also read on the
+frames kept since the previous find.
 The start marker's first white cell (column 1) and the end marker's white cell
 (column 37) are always isolated white squares 36 cells apart on one row, whatever the data;
 each such pair of connected components is a candidate, kept if the frame decodes with it.
@@ -34,7 +35,9 @@ logger = logging.getLogger(__name__)
 MIN_CONTRAST = 48.0  # luma levels between the white and black references
 AMBIGUOUS = 0.2  # half-width of the rejected band around the threshold, x contrast
 MAX_CELL_STD = 0.2  # x contrast: a cell with more spread straddles an edge
-SCAN_EVERY = 30  # frames between searches for the strip where no located strip reads
+SCAN_EVERY = 30  # frames at least between searches for the strip where none reads
+LOCATE_BUDGET = 0.08  # searching may take at most this share of the decoding time so far
+BACKFILL_BYTES = 256 << 20  # frames kept to read again once a strip is found
 PROGRESS_EVERY = 256  # frames between progress reports
 SQUARE_TOLERANCE = 0.15  # measured cells closer than this to square are taken as square
 _WHITE = ((1, 1), (1, 3), (1, 37))
@@ -202,15 +205,18 @@ def decode_video(video: Path, frame_pts_us: np.ndarray, *, scan_every: int = SCA
                  progress: Callable[[int, int], None] | None = None) -> TimecodeResult:
     """Decode the timecode of every frame of `video`, matched to the frame table by pts, in
     one pass: every frame is read with the strips located so far; where none reads, the
-    strip is searched (`locate`) at most once per `scan_every` frames, and once found the
-    frames since the last search are read again with it, so a strip that appears anywhere
-    (late in the video, only at a Play's start and end) is read on every frame showing it.
+    strip is searched (`locate`) at most once per `scan_every` frames and only while the
+    searches have taken under `LOCATE_BUDGET` of the decoding time, and once found the
+    frames kept since the last find (up to `BACKFILL_BYTES`) are read again with it, so a
+    strip that appears anywhere (late in the video, only at a Play's start and end) is
+    read on every frame showing it.
     `progress(done, total)` is called every few hundred frames and at the end."""
     pts = np.asarray(frame_pts_us, np.int64)
     payload = np.full(pts.size, -1, np.int64)
     row_by_pts = {int(p): i for i, p in enumerate(pts)}
     reader = _Reader()
-    recent: deque[tuple[int, np.ndarray]] = deque(maxlen=scan_every)
+    recent: deque[tuple[int, np.ndarray]] = deque()
+    kept_bytes = 0
     since_search = scan_every
     seen_rows = calls = 0
     locate_s = 0.0
@@ -223,7 +229,9 @@ def decode_video(video: Path, frame_pts_us: np.ndarray, *, scan_every: int = SCA
         seen_rows += 1
         since_search += 1
         value = reader.read(luma)
-        if value is None and since_search >= scan_every:
+        decoding_s = time.perf_counter() - started - locate_s
+        if (value is None and since_search >= scan_every
+                and (calls == 0 or locate_s <= LOCATE_BUDGET * decoding_s)):
             since_search, calls = 0, calls + 1
             t0 = time.perf_counter()
             geometry = locate(luma)
@@ -231,14 +239,18 @@ def decode_video(video: Path, frame_pts_us: np.ndarray, *, scan_every: int = SCA
             if geometry is not None and reader.add(geometry, luma.shape):
                 logger.info("%s: timecode strip located at frame row %d", video, row)
                 value = reader.read(luma)
-                for old_row, old in recent:  # the frames since the last search
+                for old_row, old in recent:  # the frames since the last success
                     old_value = reader.read(old)
                     payload[old_row] = -1 if old_value is None else old_value
                 recent.clear()
+                kept_bytes = 0
         if value is not None:
             payload[row] = value
         else:
             recent.append((row, luma.copy()))
+            kept_bytes += luma.size
+            while kept_bytes > BACKFILL_BYTES:
+                kept_bytes -= recent.popleft()[1].size
         if progress is not None and seen_rows % PROGRESS_EVERY == 0:
             progress(seen_rows, pts.size)
     if progress is not None:
