@@ -12,7 +12,8 @@ This measures the strip's origin and cell pitch in captured pixels (display scal
 
 Decoding rejects rather than guesses: low contrast between the marker references, a cell in
 the middle 40 % between them, a cell that is not uniform (an edge inside it), a quiet-zone
-cell that is not black, wrong markers or a failed check make the frame undecodable.
+cell that is not black, a check row that is not the code row's complement, wrong markers
+or a failed check make the frame undecodable.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ SQUARE_TOLERANCE = 0.15  # measured cells closer than this to square are taken a
 _WHITE = ((1, 1), (1, 3), (1, 37))
 _BLACK = ((1, 2), (1, 36), (1, 38))
 _QUIET = np.zeros((ROWS, COLUMNS), bool)
-_QUIET[[0, 2], :] = True
-_QUIET[1, [0, -1]] = True
+_QUIET[0, :] = True
+_QUIET[1:, [0, -1]] = True
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ def read_cells(luma: np.ndarray, grid: tuple[np.ndarray, np.ndarray]) -> int | N
     bits = mean > threshold
     if bits[_QUIET].any():
         return None
-    return cells_to_payload(bits[1, 1:-1].astype(np.uint8))
+    code, check = bits[1, 1:-1], bits[2, 1:-1]
+    if check.any() and np.any(check == code):  # a strip without the check row is all black
+        return None
+    return cells_to_payload(code.astype(np.uint8))
 
 
 def locate(luma: np.ndarray) -> StripGeometry | None:

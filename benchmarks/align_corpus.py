@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alignment import align_external, align_session, read_aligned, simulate_capture
 from alignment._simulate import WALL_OFFSET_NS
 from alignment._timecode import decode_video
-from alignment._timecode_code import DEFAULT_CELL
+from alignment._timecode_code import DEFAULT_CELL, crc8
 from tests.alignment._sessions import VIEWPORT, viewport_frame, write_session
 from tests.conftest import make_sample
 
@@ -61,7 +61,7 @@ class Case:
 
 def corpus(frames: int) -> list[Case]:
     """Cases cycling through every factor until about `frames` frames (60 per second)."""
-    occluders = ["none", "cursor", "tooltip", "box-payload", "box-check", "none"]
+    occluders = ["adversarial", "cursor", "tooltip", "box-payload", "box-check", "adversarial"]
     cases, total, i = [], 0, 0
     while total < frames:
         play_at = [0.0, 8.0, 60.0][i % 3]
@@ -80,12 +80,30 @@ def corpus(frames: int) -> list[Case]:
     return cases
 
 
-def _occluder(kind: str, rng: np.random.Generator):
-    """Draws `kind` over the strip's region on about a third of the frames."""
+def _misreading_cells(seq: int) -> int:
+    """The number m of lowest payload bits that, blacked out with the check, leave a valid
+    strip of another seq (0 when none does)."""
+    payload = seq % (1 << 24)
+    for m in range(1, 9):
+        wrong = payload & ~((1 << m) - 1)
+        if wrong != payload and crc8(wrong.to_bytes(3, "big")) == 0:
+            return m
+    return 0
+
+
+def _occluder(kind: str, rng: np.random.Generator, shown: np.ndarray):
+    """Draws `kind` over the strip's region on about a third of the frames; "adversarial"
+    blacks out the low payload bits and the check exactly where that reads as another seq
+    (the worst a dark box can do)."""
     h = VIEWPORT[1]
     cell = DEFAULT_CELL
 
     def draw(i: int, image: np.ndarray) -> None:
+        if kind == "adversarial":
+            m = _misreading_cells(int(shown[i]))
+            if m:
+                image[h - 3 * cell:h, (28 - m) * cell:36 * cell] = 0
+            return
         if kind == "none" or (i // 20) % 3:
             return
         if kind == "cursor":  # a white arrow with a black edge, moving across the strip
@@ -141,6 +159,7 @@ def run_case(case: Case) -> dict[str, float]:
         else:
             seqs = np.where(np.arange(t.size) >= second, np.arange(t.size) - second, sim.seq)
     truth = sim.true_seq
+    seq_of = sim.seq if seqs is None else seqs
     tg = (sim.grab_start_ns - sim.grab_start_ns[0]) / 1e9
     strip = stored[truth]
     if case.clap:  # the strip in the first and last 2 s of each stored stretch
@@ -156,7 +175,7 @@ def run_case(case: Case) -> dict[str, float]:
         if case.external == "no":
             path = write_session(sim, root, video=True, scale=case.scale, crf=case.crf,
                                  strip=strip, stored=stored, seqs=seqs, plays=plays,
-                                 overlay=_occluder(case.occluder, rng))
+                                 overlay=_occluder(case.occluder, rng, seq_of[truth]))
             report = align_session(path)
         else:
             video, log = _write_external(sim, stored, root)
@@ -167,7 +186,6 @@ def run_case(case: Case) -> dict[str, float]:
             path = root / "ext"
             report = align_external(log, video, path, video_start_wall=start)
         table = read_aligned(path)
-    seq_of = sim.seq if seqs is None else seqs
     seq = np.array(table.column("seq").fill_null(-1).to_pylist())
     method = np.array(table.column("method").to_pylist())
     read = np.array(table.column("timecode_seq").fill_null(-1).to_pylist())

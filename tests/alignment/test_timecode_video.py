@@ -92,3 +92,42 @@ def test_a_white_quiet_zone_cell_makes_an_otherwise_perfect_strip_undecodable(ce
     y, x = int(geometry.y0 + row * geometry.pitch_y), int(geometry.x0 + column * geometry.pitch_x)
     lit[y:y + int(geometry.pitch_y), x:x + int(geometry.pitch_x)] = 255
     assert read_cells(lit, grid) is None
+
+
+def _misreadable():
+    """A seq and m such that blacking out its m lowest payload cells and the check cells
+    leaves a valid code row of another seq."""
+    from alignment._timecode_code import crc8
+
+    for seq in range(1, 1 << 16):
+        for m in range(1, 9):
+            wrong = seq & ~((1 << m) - 1)
+            if wrong != seq and crc8(wrong.to_bytes(3, "big")) == 0:
+                return seq, m, wrong
+    raise AssertionError("no such seq")
+
+
+@pytest.mark.parametrize("rows", [(0, 3), (1, 2), (1, 3)])
+@pytest.mark.parametrize("level", [0, 255])
+def test_a_uniform_box_over_code_cells_is_refused_even_where_it_spells_another_seq(rows, level):
+    seq, m, _ = _misreadable()
+    luma, geometry, grid = _located(seq)
+    boxed = luma.copy()
+    y0, y1 = (int(geometry.y0 + r * geometry.pitch_y) for r in rows)
+    x0, x1 = (int(geometry.x0 + c * geometry.pitch_x) for c in (28 - m, 36))
+    boxed[y0:y1, x0:x1] = level
+    assert read_cells(boxed, grid) is None
+
+
+def test_a_strip_without_the_check_row_still_decodes_but_a_box_can_misread_it():
+    # strips drawn before the check row existed (bottom row all black): read as before,
+    # with only the sequence checks against such a box (docs/timecode.md)
+    seq, m, wrong = _misreadable()
+    luma, geometry, grid = _located(seq)
+    legacy = luma.copy()
+    y2 = int(geometry.y0 + 2 * geometry.pitch_y)
+    legacy[y2:int(geometry.y0 + 3 * geometry.pitch_y), int(geometry.x0):] = 0
+    assert read_cells(legacy, grid) == seq
+    legacy[int(geometry.y0):y2 + 1, int(geometry.x0 + (28 - m) * geometry.pitch_x):
+           int(geometry.x0 + 36 * geometry.pitch_x)] = 0
+    assert read_cells(legacy, grid) == wrong
