@@ -60,10 +60,11 @@ def _play_order(state: pa.Table, events: list[dict[str, Any]]) -> tuple[pa.Table
         state = state.take(pa.array(order))
         seqs = seqs[order]
         starts[1:] = np.diff(seqs) < 0
-    firsts = [e.get("first_seq") for e in events if e.get("kind") == "play"]
-    firsts = np.array([f for f in firsts if isinstance(f, int) and f >= 0], np.int64)
+    named = [e.get("first_seq") for e in events if e.get("kind") == "play"]
+    firsts = np.array([f for f in named if type(f) is int and f >= 0], np.int64)
     if firsts.size and bool(np.all(np.diff(seqs) > 0)):
-        starts[np.searchsorted(seqs, firsts)[np.searchsorted(seqs, firsts) < seqs.size]] = True
+        rows = np.searchsorted(seqs, firsts)
+        starts[rows[rows < seqs.size]] = True
     starts[:1] = False
     return state, starts
 

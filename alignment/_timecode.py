@@ -37,7 +37,9 @@ MIN_CONTRAST = 48.0  # luma levels between the white and black references
 AMBIGUOUS = 0.2  # half-width of the rejected band around the threshold, x contrast
 MAX_CELL_STD = 0.2  # x contrast: a cell with more spread straddles an edge
 SCAN_EVERY = 30  # frames at least between searches for the strip where none reads
-LOCATE_BUDGET = 0.08  # searching may take at most this share of the decoding time so far
+SCAN_AT_LEAST = 60  # frames at most between searches, whatever they cost: a strip shown
+# for a second (clap mode shows it for two) is always found
+LOCATE_BUDGET = 0.08  # otherwise searching takes at most this share of the decoding time
 BACKFILL_BYTES = 256 << 20  # frames kept to read again once a strip is found
 PROGRESS_EVERY = 256  # frames between progress reports
 SQUARE_TOLERANCE = 0.15  # measured cells closer than this to square are taken as square
@@ -209,8 +211,9 @@ def decode_video(video: Path, frame_pts_us: np.ndarray, *, scan_every: int = SCA
                  progress: Callable[[int, int], None] | None = None) -> TimecodeResult:
     """Decode the timecode of every frame of `video`, matched to the frame table by pts, in
     one pass: every frame is read with the strips located so far; where none reads, the
-    strip is searched (`locate`) at most once per `scan_every` frames and only while the
-    searches have taken under `LOCATE_BUDGET` of the decoding time, and once found the
+    strip is searched (`locate`) at most once per `scan_every` frames and, unless
+    `SCAN_AT_LEAST` frames went by without a search, only while the searches have taken
+    under `LOCATE_BUDGET` of the decoding time, and once found the
     frames kept since the last find (up to `BACKFILL_BYTES`) are read again with it, so a
     strip that appears anywhere (late in the video, only at a Play's start and end) is
     read on every frame showing it.
@@ -235,7 +238,8 @@ def decode_video(video: Path, frame_pts_us: np.ndarray, *, scan_every: int = SCA
         value = reader.read(luma)
         decoding_s = time.perf_counter() - started - locate_s
         if (value is None and since_search >= scan_every
-                and (calls == 0 or locate_s <= LOCATE_BUDGET * decoding_s)):
+                and (calls == 0 or since_search >= SCAN_AT_LEAST
+                     or locate_s <= LOCATE_BUDGET * decoding_s)):
             since_search, calls = 0, calls + 1
             t0 = time.perf_counter()
             geometry = locate(luma)

@@ -106,11 +106,11 @@ def test_without_any_strip_the_latency_is_a_stated_prior_never_zero(tmp_path):
 def test_latency_comes_from_wherever_the_strip_was_seen(tmp_path):
     sim = simulate_capture(7.0, latency_ms=31.0, seed=35)
     tg = (sim.grab_start_ns - sim.grab_start_ns[0]) / 1e9
-    path = write_session(sim, tmp_path, video=True, strip=(tg > 5.0) & (tg < 6.0))
+    path = write_session(sim, tmp_path, video=True, strip=(tg > 4.5) & (tg < 6.0))
     report = align_session(path)
     seq, method, _ = _columns(path)
     assert report.latency_source == "timecode"
-    assert report.timecode["seen_frames"] == [[int(np.argmax(tg > 5.0)),
+    assert report.timecode["seen_frames"] == [[int(np.argmax(tg > 4.5)),
                                                int(np.flatnonzero(tg < 6.0)[-1])]]
     clock = method == "clock"
     assert np.abs(seq[clock] - sim.true_seq[clock]).max() <= 1

@@ -69,9 +69,10 @@ def test_low_contrast_frame_is_undecodable():
 def test_a_strip_that_appears_late_and_vanishes_is_read_wherever_it_shows(tmp_path):
     # the recording starts before Play (no strip for 2.6 s, past any fixed search window),
     # then clap mode: the strip at the start and end of two Plays
-    sim = simulate_capture(7.0, seed=14)
+    sim = simulate_capture(7.5, seed=14)
     t = (sim.grab_start_ns - sim.grab_start_ns[0]) / 1e9
-    shown = ((t >= 2.6) & (t < 3.4)) | ((t >= 4.0) & (t < 4.5)) | (t >= 6.2)
+    # each stretch lasts over a second: searches come at least every 60 frames
+    shown = ((t >= 2.6) & (t < 3.7)) | ((t >= 4.2) & (t < 5.3)) | (t >= 6.3)
     path = write_session(sim, tmp_path, video=True, strip=shown)
     result = _decode(path)
     expected = np.where(shown, sim.true_seq % (1 << 24), -1)
