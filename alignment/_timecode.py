@@ -42,6 +42,7 @@ SCAN_AT_LEAST = 60  # frames at most between searches, whatever they cost: a str
 LOCATE_BUDGET = 0.08  # otherwise searching takes at most this share of the decoding time
 BACKFILL_BYTES = 256 << 20  # frames kept to read again once a strip is found
 PROGRESS_EVERY = 256  # frames between progress reports
+HALF_RES_ROWS = 540  # frames this tall or taller are searched at every second pixel
 SQUARE_TOLERANCE = 0.15  # measured cells closer than this to square are taken as square
 _WHITE = ((1, 1), (1, 3), (1, 37))
 _BLACK = ((1, 2), (1, 36), (1, 38))
@@ -98,14 +99,18 @@ def read_cells(luma: np.ndarray, grid: tuple[np.ndarray, np.ndarray]) -> int | N
 
 
 def locate(luma: np.ndarray) -> StripGeometry | None:
-    """Find the strip in one luma image, or None."""
+    """Find the strip in one luma image, or None. Frames of 540 rows or more are searched
+    at every second pixel (a default 8 px cell stays 4 px wide there, and the search costs
+    a quarter); whatever is found is checked by decoding the full image."""
     import cv2
 
-    white = (luma > 128).astype(np.uint8)
+    step = 2 if min(luma.shape) >= HALF_RES_ROWS else 1
+    small = luma[::step, ::step]
+    white = (small > 128).astype(np.uint8)
     _, _, stats, centroids = cv2.connectedComponentsWithStats(white, connectivity=4)
     w, h = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
     area = stats[1:, cv2.CC_STAT_AREA]
-    ok = (w >= 2) & (h >= 2) & (h <= luma.shape[0] // 3) & (area >= 0.7 * w * h)
+    ok = (w >= 2) & (h >= 2) & (h <= small.shape[0] // 3) & (area >= 0.7 * w * h)
     ok &= (w <= 3 * h) & (h <= 3 * w)
     idx = np.flatnonzero(ok)[:4000]
     if idx.size < 2:
@@ -123,8 +128,10 @@ def locate(luma: np.ndarray) -> StripGeometry | None:
         if abs(pitch_y / pitch_x - 1) < SQUARE_TOLERANCE:
             pitch_y = pitch_x  # cells are square in the viewport: the rest is blur
         mid_y = float(cy[a] + cy[b]) / 2 + 0.5  # centroids count pixel centres from 0
-        geometry = StripGeometry(float(cx[a]) + 0.5 - 1.5 * pitch_x, mid_y - 1.5 * pitch_y,
-                                 pitch_x, pitch_y)
+        x0, y0 = float(cx[a]) + 0.5 - 1.5 * pitch_x, mid_y - 1.5 * pitch_y
+        shift = (step - 1) / 2  # a searched pixel stands for the centre of its full one
+        geometry = StripGeometry(x0 * step - shift, y0 * step - shift, pitch_x * step,
+                                 pitch_y * step)
         grid = geometry.sample_grid(*luma.shape)
         if grid is not None and read_cells(luma, grid) is not None:
             return geometry

@@ -132,3 +132,22 @@ def test_a_strip_without_the_check_row_still_decodes_but_a_box_can_misread_it():
     legacy[int(geometry.y0):y2 + 1, int(geometry.x0 + (28 - m) * geometry.pitch_x):
            int(geometry.x0 + 36 * geometry.pitch_x)] = 0
     assert read_cells(legacy, grid) == wrong
+
+
+@pytest.mark.parametrize("cell", [8, 12])
+def test_hd_frames_are_searched_at_half_resolution_and_located_to_a_pixel(cell):
+    import cv2
+
+    from alignment._timecode_code import render_strip
+
+    image = np.full((720, 1280), 90, np.uint8)
+    image[300:400, 200:900] = 200
+    strip = render_strip(0xABCDE, cell)[:, :, 0]
+    image[720 - strip.shape[0]:, :strip.shape[1]] = strip
+    luma = cv2.GaussianBlur(image, (3, 3), 0.8)
+    geometry = locate(luma)
+    assert geometry.pitch_x == pytest.approx(cell, abs=0.1)
+    assert geometry.pitch_y == pytest.approx(cell, abs=0.1)
+    assert geometry.x0 == pytest.approx(0.0, abs=1.0)
+    assert geometry.y0 + 3 * geometry.pitch_y == pytest.approx(720, abs=1.0)
+    assert read_cells(luma, geometry.sample_grid(*luma.shape)) == 0xABCDE
