@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -22,32 +23,50 @@ from alignment._match import (
     TIMECODE,
     Matching,
     content_times,
-    display_latency,
     match_frames,
-    unwrap_payload,
+    render_intervals,
+    restrict_to_span,
 )
+from alignment._reads import candidate_rows, check_reads
 from alignment._report import (
+    MAX_LISTED,
     AlignmentReport,
     capture_geometry,
     frame_gaps,
     residual_stats,
     state_gaps,
 )
-from alignment._timecode import TimecodeResult, decode_video
+from alignment._timecode import decode_video
 from alignment._timecode_code import DEFAULT_CELL
 from capture import Session, SessionWriter
 from capture._layout import ALIGNED, ALIGNMENT_REPORT, VIDEO
 
 logger = logging.getLogger(__name__)
 
+LATENCY_PRIOR_MS = 25.0  # grab minus render on a 60 Hz desktop compositor: 1-2 refreshes
+LATENCY_PRIOR_STD_MS = 10.0
 
-def _decoded_index(tc: TimecodeResult, grab_ns: np.ndarray, sample_host: np.ndarray,
-                   seqs: np.ndarray) -> np.ndarray:
-    """Per frame the state row of the seq its timecode names, or -1 (none, or not stored)."""
-    rough = match_frames(grab_ns, sample_host, tolerance_ms=np.inf)
-    full = unwrap_payload(tc.payload, seqs[rough.nearest])
-    pos = np.clip(np.searchsorted(seqs, full), 0, seqs.size - 1)
-    return np.where((tc.payload >= 0) & (seqs[pos] == full), pos, -1)
+
+def _play_order(state: pa.Table, events: list[dict[str, Any]]) -> tuple[pa.Table, np.ndarray]:
+    """The samples in Play order and the mask of each Play's first stored sample.
+
+    Seqs continue across Plays, so seq order is Play order, and each `play` event's
+    `first_seq` starts a Play. Older sessions restarted seq at 0 in each Play: there the
+    samples are put back in arrival order and a Play starts wherever the seq goes back."""
+    seqs = state.column("seq").to_numpy()
+    starts = np.zeros(seqs.size, bool)
+    if np.unique(seqs).size < seqs.size:
+        order = np.lexsort((seqs, state.column("arrival_mono_ns").to_numpy()))
+        state = state.take(pa.array(order))
+        seqs = seqs[order]
+        starts[1:] = np.diff(seqs) < 0
+    named = [e.get("first_seq") for e in events if e.get("kind") == "play"]
+    firsts = np.array([f for f in named if type(f) is int and f >= 0], np.int64)
+    if firsts.size and bool(np.all(np.diff(seqs) > 0)):
+        rows = np.searchsorted(seqs, firsts)
+        starts[rows[rows < seqs.size]] = True
+    starts[:1] = False
+    return state, starts
 
 
 def _video_size(video: Path) -> tuple[int, int]:
@@ -98,6 +117,7 @@ def _clock_summary(model: ClockModel) -> dict[str, object]:
     return {"method": main.method, "offset_ms": main.offset_ms, "drift_ppm": main.drift_ppm,
             "offset_std_ms": main.offset_std_ms, "drift_std_ppm": main.drift_std_ppm,
             "asymmetry_bound_ms": main.asymmetry_bound_ms,
+            "reference_client": main.reference_client,
             "segments": [s.summary() for s in model.segments]}
 
 
@@ -118,35 +138,49 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
                              "record with the screen recorder running, or import a video")
     if tolerance_ms <= 0:
         raise AlignmentError(f"tolerance must be positive, got {tolerance_ms} ms")
+    state, play_starts = _play_order(state, session.events())
     seqs = state.column("seq").to_numpy()
     client = state.column("t").to_numpy()
     model, segment = fit_clock(client, state.column("arrival_mono_ns").to_numpy(),
-                               session.sync_records())
+                               session.sync_records(), play_starts)
     grab_ns = frames.column("grab_start_ns").to_numpy()
     origin = int(grab_ns[0])  # times relative to the first grab keep float64 precise
     sample_host = model.to_host_ns(client, segment, origin)
+    intervals = render_intervals(sample_host, segment)
     grab = (grab_ns - origin).astype(np.float64)
     video = session.path / VIDEO
     tc = None
     decoded = np.full(frames.num_rows, -1, np.int64)
+    candidates = decoded
+    reads = None
     if use_timecode and video.is_file():
         tc = decode_video(video, frames.column("pts_us").to_numpy(), progress=progress)
         if tc.decoded:
-            decoded = _decoded_index(tc, grab, sample_host, seqs)
+            candidates = candidate_rows(tc.payload, grab, sample_host, seqs, segment)
+            clock_std = np.array([min(s.offset_std_ms, 1e3) * 1e6 for s in model.segments])
+            reads = check_reads(candidates, grab, sample_host, segment, clock_std)
+            decoded = reads.rows
     warnings: list[str] = []
     latency_bound_ns: float | None = None
     if latency_ms is not None:
         latency_ns, source = latency_ms * 1e6, "given"
-    elif (decoded >= 0).any():
-        latency_ns, latency_bound_ns = display_latency(grab, sample_host, decoded)
-        source = "timecode"
+    elif reads is not None and reads.latency_ns is not None and (decoded >= 0).any():
+        latency_ns, latency_bound_ns, source = reads.latency_ns, reads.latency_bound_ns, \
+            "timecode"
     else:
-        latency_ns, source = 0.0, "default"
-        warnings.append("display latency unknown (no timecode): assumed 0 ms; pass "
-                        "--latency-ms or record with the timecode (clap mode is enough)")
+        latency_ns, source = LATENCY_PRIOR_MS * 1e6, "prior"
+        latency_bound_ns = 2 * LATENCY_PRIOR_STD_MS * 1e6
+        interval_ms = float(np.median(intervals)) / 1e6 if intervals.size else 0.0
+        frames_off = LATENCY_PRIOR_STD_MS / interval_ms if interval_ms > 0 else float("nan")
+        warnings.append(
+            f"display latency not measured (no timecode read anywhere in the video): the "
+            f"prior {LATENCY_PRIOR_MS:g} +- {LATENCY_PRIOR_STD_MS:g} ms (1 sigma) is used, so "
+            f"frames may map up to about {frames_off:.1f} frames (1 sigma) off; pass "
+            "--latency-ms or record with the timecode (clap mode is enough)")
     content = grab - latency_ns
-    m = match_frames(content_times(grab, latency_ns, sample_host), sample_host,
+    m = match_frames(content_times(grab, latency_ns, sample_host, intervals), sample_host,
                      tolerance_ms=tolerance_ms, decoded=decoded, content_ns=content)
+    m = restrict_to_span(m, content, sample_host, segment, intervals)
     capture = session.manifest.capture
     size = ((capture.region.width, capture.region.height) if capture is not None
             else _video_size(video))
@@ -155,6 +189,9 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
     scale, offset, geometry_warnings = capture_geometry(
         size, viewport, tc.geometry if tc else None, cell)
     columns = _frame_columns(frames, content, origin, m, seqs, size, scale, offset)
+    read = candidates >= 0  # what the strip said, before the checks: for diagnostics
+    columns["timecode_seq"] = pa.array(seqs[np.where(read, candidates, 0)], pa.int64(),
+                                       mask=~read)
     columns.update(state_at_frames(state, m))
     table = pa.table(columns)
     matched = int(m.matched.sum())
@@ -166,8 +203,12 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
         clock=_clock_summary(model), latency_ms=latency_ns / 1e6, latency_source=source,
         latency_bound_ms=None if latency_bound_ns is None else latency_bound_ns / 1e6,
         timecode={"located": bool(tc and tc.geometry), "decoded": tc.decoded if tc else 0,
+                  "seen_frames": [list(run) for run in tc.seen[:MAX_LISTED]] if tc else [],
+                  "seen_runs": len(tc.seen) if tc else 0,
                   "undecodable": tc.undecodable if tc else 0,
-                  "seq_not_stored": int(((tc.payload >= 0) & (decoded < 0)).sum()) if tc else 0,
+                  "seq_not_stored": int(((tc.payload >= 0) & (candidates < 0)).sum())
+                  if tc else 0,
+                  "rejected": reads.rejected if reads else 0,
                   "exact_frames": int((m.method == TIMECODE).sum()),
                   "held_frames": int(((m.method == TIMECODE)
                                       & (np.abs(m.residual_ms) > tolerance_ms)).sum())},

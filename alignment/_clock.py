@@ -21,10 +21,18 @@ from alignment._errors import AlignmentError
 logger = logging.getLogger(__name__)
 
 RESET_JUMP_S = 1.0  # client time running this much ahead of host time starts a segment
+MIN_FIT_POINTS = 8  # below this many fitted points the drift's uncertainty is the prior
+DRIFT_PRIOR_PPM = 100.0  # 1 sigma: PC crystal clocks are specified within +-50..100 ppm
+STAMP_NOISE_S = 20e-6  # the least residual scale: client and host stamping and scheduling
+ENVELOPE_DELAY_PRIOR_MS = 5.0  # the smallest delivery delay on loopback stays below this
 _MAX_WINDOWS = 200
 _ENVELOPE_BINS = 2000
 
 FitMethod = Literal["probes", "envelope"]
+# Student's t 97.5 % quantile over 1.96, by degrees of freedom: a standard error from n - 2
+# degrees of freedom is widened so that 2 of them cover 95 % as with many points
+_T_DOF = np.array([1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30])
+_T_WIDEN = np.array([12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.31, 2.23, 2.13, 2.09, 2.04]) / 1.96
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class ClockSegment:
     offset_std_ms: float
     drift_std_ppm: float
     asymmetry_bound_ms: float | None
+    reference_client: float
 
     @property
     def drift_ppm(self) -> float:
@@ -53,10 +62,11 @@ class ClockSegment:
 
     @property
     def offset_ms(self) -> float:
-        """host_mono minus client time at the segment's first client time, in ms."""
+        """host_mono minus client time at `reference_client` (the fitted points' centre,
+        where `offset_std_ms` holds), in ms."""
         host_s = self.origin_host_ns / 1e9 + self.intercept_s + self.rate * (
-            self.client_start - self.origin_client)
-        return (host_s - self.client_start) * 1e3
+            self.reference_client - self.origin_client)
+        return (host_s - self.reference_client) * 1e3
 
     def to_host_ns(self, client: np.ndarray, origin_ns: int = 0) -> np.ndarray:
         """Host_mono ns (float64) of client times (s), minus `origin_ns` (keep the result
@@ -68,7 +78,8 @@ class ClockSegment:
         return {"client_start": self.client_start, "client_end": self.client_end,
                 "method": self.method, "offset_ms": self.offset_ms, "drift_ppm": self.drift_ppm,
                 "offset_std_ms": self.offset_std_ms, "drift_std_ppm": self.drift_std_ppm,
-                "asymmetry_bound_ms": self.asymmetry_bound_ms, "points": self.points,
+                "asymmetry_bound_ms": self.asymmetry_bound_ms,
+                "reference_client": self.reference_client, "points": self.points,
                 "points_used": self.points_used}
 
 
@@ -95,15 +106,19 @@ class ClockModel:
         return out
 
 
-def split_segments(client: np.ndarray, arrival_ns: np.ndarray) -> np.ndarray:
-    """Segment index per sample (in seq order): a new segment starts where the client time
-    goes backwards or runs more than `RESET_JUMP_S` ahead of the arrival times."""
+def split_segments(client: np.ndarray, arrival_ns: np.ndarray,
+                   play_starts: np.ndarray | None = None) -> np.ndarray:
+    """Segment index per sample (in Play then seq order): a new segment starts where the
+    client time goes backwards or runs more than `RESET_JUMP_S` ahead of the arrival times,
+    and at every sample `play_starts` marks (the first stored sample of a Play)."""
     client = np.asarray(client, np.float64)
     if client.size == 0:
         return np.zeros(0, np.int64)
     d_client = np.diff(client)
     d_host = np.diff(np.asarray(arrival_ns, np.int64)) / 1e9
     breaks = (d_client < 0) | (d_client - np.maximum(d_host, 0) > RESET_JUMP_S)
+    if play_starts is not None:
+        breaks |= np.asarray(play_starts, bool)[1:]
     return np.concatenate([[0], np.cumsum(breaks)]).astype(np.int64)
 
 
@@ -120,16 +135,32 @@ def theil_sen(x: np.ndarray, y: np.ndarray, max_points: int = 1500) -> tuple[flo
 
 
 def _uncertainty(x: np.ndarray, residual: np.ndarray) -> tuple[float, float]:
-    """Offset (at the data's centre, ms) and drift (ppm) standard errors from a robust
-    residual scale."""
+    """Offset (at the data's centre, ms) and drift (ppm) standard errors. The residual
+    scale is the larger of the robust one (1.4826 MAD) and the plain standard deviation
+    (the fastest-probe residuals are skewed, so MAD alone understates it), never under the
+    stamping noise; with fewer than `MIN_FIT_POINTS` points the drift's is at least the
+    prior `DRIFT_PRIOR_PPM` (a few points can sit exactly on a line)."""
     n = x.size
     if n < 3:
-        return float("inf"), float("inf")
-    sigma = 1.4826 * float(np.median(np.abs(residual - np.median(residual)))) * np.sqrt(
-        n / (n - 2))
-    sxx = float(np.sum((x - x.mean()) ** 2)) if x.size else 0.0
-    drift = float(sigma / np.sqrt(sxx) * 1e6) if sxx > 0 else float("inf")
+        sigma = STAMP_NOISE_S
+        offset = max(float(np.abs(residual).max()) if n else 0.0, sigma)
+        return offset * 1e3, DRIFT_PRIOR_PPM
+    spread = max(1.4826 * float(np.median(np.abs(residual - np.median(residual)))),
+                 float(np.std(residual, ddof=2)), STAMP_NOISE_S)
+    sigma = spread * np.sqrt(n / (n - 2)) * float(np.interp(n - 2, _T_DOF, _T_WIDEN))
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    drift = float(sigma / np.sqrt(sxx) * 1e6) if sxx > 0 else DRIFT_PRIOR_PPM
+    if n < MIN_FIT_POINTS:
+        drift = max(drift, DRIFT_PRIOR_PPM)
     return float(sigma / np.sqrt(n) * 1e3), drift
+
+
+def _with_prior(rate: float, drift_std_ppm: float) -> tuple[float, float]:
+    """The drift combined with the prior 0 +- `DRIFT_PRIOR_PPM` (precision-weighted): a
+    long segment keeps its own, a short one leans on the prior instead of a wild slope."""
+    prior, own = DRIFT_PRIOR_PPM ** 2, drift_std_ppm ** 2
+    weight = prior / (prior + own)
+    return 1.0 + weight * (rate - 1.0), float(np.sqrt(prior * own / (prior + own)))
 
 
 def _min_delay(x: np.ndarray, delay: np.ndarray) -> np.ndarray:
@@ -153,10 +184,16 @@ def fit_probes(t0: np.ndarray, t1_ns: np.ndarray, t2_ns: np.ndarray, t3: np.ndar
     keep = _min_delay(x, delay)
     xs = x[keep] - origin_client
     rate, intercept = theil_sen(xs, y[keep])
-    offset_std, drift_std = _uncertainty(xs, y[keep] - intercept - rate * xs)
+    _, drift_std = _uncertainty(xs, y[keep] - intercept - rate * xs)
+    rate, drift_std = _with_prior(rate, drift_std)
+    intercept = float(np.median(y[keep] - rate * xs))
+    offset_std, _ = _uncertainty(xs, y[keep] - intercept - rate * xs)
+    # each fitted midpoint is off by at most half its round trip; the line follows the
+    # majority of them, so the 75th percentile of those halves bounds it
+    bound = float(np.percentile(np.maximum(delay[keep], 0), 75)) / 2 * 1e3
     return ClockSegment(client_range[0], client_range[1], host_start_ns, origin_client,
                         origin_host_ns, intercept, rate, "probes", int(x.size), int(keep.size),
-                        offset_std, drift_std, float(delay.min()) / 2 * 1e3)
+                        offset_std, drift_std, bound, origin_client + float(xs.mean()))
 
 
 def _lower_hull(x: np.ndarray, y: np.ndarray) -> list[int]:
@@ -197,10 +234,15 @@ def fit_envelope(client: np.ndarray, arrival_ns: np.ndarray, *,
         i, j = hull[k], hull[k + 1]
         rate = float((by[j] - by[i]) / (bx[j] - bx[i]))
         intercept = float(by[i] - rate * bx[i])
-    offset_std, drift_std = _uncertainty(bx, by - intercept - rate * bx)
+    _, drift_std = _uncertainty(bx, by - intercept - rate * bx)
+    if len(hull) > 1:
+        rate, drift_std = _with_prior(rate, drift_std)
+        intercept = float(np.min(by - rate * bx))  # every delay >= 0 under the line
+    offset_std, _ = _uncertainty(bx, by - intercept - rate * bx)
     return ClockSegment(client_range[0], client_range[1], host_start_ns, origin_client,
                         origin_host_ns, intercept, rate, "envelope", int(client.size),
-                        int(best.size), offset_std, drift_std, None)
+                        int(best.size), offset_std, drift_std, ENVELOPE_DELAY_PRIOR_MS,
+                        origin_client + float(bx.mean()))
 
 
 def _within(client: np.ndarray, host_ns: np.ndarray,
@@ -210,8 +252,10 @@ def _within(client: np.ndarray, host_ns: np.ndarray,
 
 
 def fit_clock(sample_client: np.ndarray, sample_arrival_ns: np.ndarray,
-              sync: list[dict[str, Any]]) -> tuple[ClockModel, np.ndarray]:
-    """Fit the clock model from the samples (in seq order) and the sync log.
+              sync: list[dict[str, Any]],
+              play_starts: np.ndarray | None = None) -> tuple[ClockModel, np.ndarray]:
+    """Fit the clock model from the samples (in Play then seq order) and the sync log;
+    `play_starts` marks the first stored sample of each Play (see `split_segments`).
 
     Returns the model and each sample's segment index."""
     client = np.asarray(sample_client, np.float64)
@@ -219,7 +263,7 @@ def fit_clock(sample_client: np.ndarray, sample_arrival_ns: np.ndarray,
     if client.size == 0:
         raise AlignmentError("the state log holds no samples, so there is no clock to fit; "
                              "record a session with the plugin running")
-    segment = split_segments(client, arrival)
+    segment = split_segments(client, arrival, play_starts)
     probes = [r for r in sync if r.get("kind") == "probe"]
     anchors = [r for r in sync if r.get("kind") == "anchor" and r.get("client") is not None
                and r.get("arrival_mono_ns") is not None]

@@ -123,7 +123,11 @@ def align_external(state_log: Path, video: Path, out: Path, *,
                              "log; use --offset-ms instead")
 
     def host_ns(s: dict[str, Any]) -> int:
-        return int(s["wall_ms"]) * 1_000_000 if wall else round(float(s["t"]) * 1e9)
+        # wall_ms is whole milliseconds, cut down: the sample's wall time lies in
+        # [wall_ms, wall_ms + 1). Stamping the upper end keeps every stamp at or after the
+        # truth, so the clock's lower envelope through many samples lands on it (the lower
+        # end would put it ~1 ms early)
+        return (int(s["wall_ms"]) + 1) * 1_000_000 if wall else round(float(s["t"]) * 1e9)
 
     if video_start_wall is not None:
         start_ns = _parse_wall(video_start_wall)
@@ -154,7 +158,7 @@ def align_external(state_log: Path, video: Path, out: Path, *,
         writer.finalize()
         report = align_session(writer.path, tolerance_ms=tolerance_ms, latency_ms=latency_ms,
                                use_timecode=use_timecode, progress=progress)
-        if (report.latency_source == "default" and video_start_wall is None
+        if (report.latency_source != "timecode" and video_start_wall is None
                 and offset_ms is None):
             raise AlignmentError("cannot place the video in time: it shows no timecode; pass "
                                  "--video-start-wall (its first frame's wall time) or "

@@ -6,7 +6,7 @@ Everything is vectorised (`np.searchsorted`); times are host_mono nanoseconds as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -84,20 +84,37 @@ def _intervals(host: np.ndarray) -> np.ndarray:
     return np.r_[d, d[-1]]
 
 
-def display_latency(grab_ns: np.ndarray, sample_host_ns: np.ndarray,
-                    decoded: np.ndarray) -> tuple[float, float]:
+def render_intervals(host: np.ndarray, segment: np.ndarray | None = None) -> np.ndarray:
+    """Each sample's render interval within its clock segment (to the next sample; the last
+    of a segment takes the segment's median, 0 for a single sample)."""
+    host = np.asarray(host, np.float64)
+    if segment is None:
+        return _intervals(host)
+    out = np.zeros(host.size)
+    for s in np.unique(segment):
+        rows = np.flatnonzero(segment == s)
+        if rows.size > 1:
+            d = np.diff(host[rows])
+            out[rows] = np.r_[d, np.median(d)]
+    return out
+
+
+def display_latency(grab_ns: np.ndarray, sample_host_ns: np.ndarray, decoded: np.ndarray,
+                    intervals: np.ndarray | None = None) -> tuple[float, float]:
     """Display latency (ns) from frames whose shown sample is known, and its half-width.
 
     A frame grabbed at G shows sample k only if G - latency lies in [H_k, H_k+1): each such
     frame bounds the latency to (G - H_k+1, G - H_k]. The estimate is the middle of the
     intersection of those bounds (1 % quantiles, for noise in the clock) and the half-width
     half that intersection; if they do not intersect, the median of the bounds' midpoints
-    and half their interquartile range."""
+    and half their interquartile range. `intervals` are the samples' render intervals
+    (default: to the next sample)."""
     host = np.asarray(sample_host_ns, np.float64)
     known = np.asarray(decoded) >= 0
     k = np.asarray(decoded)[known]
     d = np.asarray(grab_ns, np.float64)[known] - host[k]
-    lower = d - _intervals(host)[k]
+    step = _intervals(host) if intervals is None else np.asarray(intervals, np.float64)
+    lower = d - step[k]
     low, high = float(np.percentile(lower, 99)), float(np.percentile(d, 1))
     if low <= high:
         return (low + high) / 2, (high - low) / 2
@@ -106,19 +123,21 @@ def display_latency(grab_ns: np.ndarray, sample_host_ns: np.ndarray,
     return float(np.median(middles)), float(q3 - q1) / 2
 
 
-def content_times(grab_ns: np.ndarray, latency_ns: float,
-                  sample_host_ns: np.ndarray) -> np.ndarray:
+def content_times(grab_ns: np.ndarray, latency_ns: float, sample_host_ns: np.ndarray,
+                  intervals: np.ndarray | None = None) -> np.ndarray:
     """The time each frame is matched at (host ns): grab time minus the display latency is
     the latest moment the shown sample can have been rendered; moving back by half that
     render interval centres the frame on the sample it shows, so the nearest sample is the
-    one on screen even when the frame rate varies."""
+    one on screen even when the frame rate varies. `intervals` (see `render_intervals`)
+    keep a gap between Plays from counting as a render interval."""
     upper = np.asarray(grab_ns, np.float64) - latency_ns
     host = np.asarray(sample_host_ns, np.float64)
     if host.size < 2:
         return upper
+    step = _intervals(host) if intervals is None else np.asarray(intervals, np.float64)
     if not bool(np.all(host[1:] >= host[:-1])):
-        host = np.sort(host)
-    step = _intervals(host)
+        order = np.argsort(host, kind="stable")
+        host, step = host[order], step[order]
     # a frame grabbed at (numerically) the render time itself shows that sample
     slack = 1e-4 * (host[-1] - host[0]) / (host.size - 1)
     k = np.clip(np.searchsorted(host, upper + slack, side="right") - 1, 0, host.size - 1)
@@ -137,3 +156,26 @@ def unwrap_payload(payload: np.ndarray, expected_seq: np.ndarray, bits: int = 24
     payload = np.asarray(payload, np.int64)
     expected = np.asarray(expected_seq, np.int64)
     return payload + period * np.round((expected - payload) / period).astype(np.int64)
+
+
+def restrict_to_span(m: Matching, content_ns: np.ndarray, sample_host_ns: np.ndarray,
+                     segment: np.ndarray, intervals: np.ndarray) -> Matching:
+    """Unmatch clock frames whose content time lies outside their segment's sampled span
+    (first sample to last sample plus one render interval), and keep every interpolation
+    pair inside one segment (no state is blended across Plays)."""
+    host = np.asarray(sample_host_ns, np.float64)
+    content = np.asarray(content_ns, np.float64)
+    count = int(segment.max()) + 1
+    first = np.full(count, np.inf)
+    end = np.full(count, -np.inf)
+    np.minimum.at(first, segment, host)
+    np.maximum.at(end, segment, host + intervals)
+    clock = m.method == CLOCK
+    seg = segment[np.where(clock, m.nearest, 0)]
+    outside = clock & ~((content >= first[seg]) & (content < end[seg]))
+    split = segment[m.left] != segment[m.right]
+    method = np.where(outside, NONE, m.method).astype(np.int8)
+    return replace(m, nearest=np.where(outside, -1, m.nearest),
+                   right=np.where(split, m.left, m.right),
+                   weight=np.where(split, 0.0, m.weight),
+                   residual_ms=np.where(outside, np.nan, m.residual_ms), method=method)

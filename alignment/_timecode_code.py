@@ -35,9 +35,12 @@ def data_bits(seq: int) -> list[int]:
 
 
 def encode_cells(seq: int) -> np.ndarray:
-    """The strip as a (3, 40) uint8 grid of 0 (black) and 1 (white)."""
+    """The strip as a (3, 40) uint8 grid of 0 (black) and 1 (white): the code row in the
+    middle, and under it its complement (the check row), so that every column from 1 to 38
+    holds one white and one black cell and no uniform occluder can pass for data."""
     grid = np.zeros((ROWS, COLUMNS), np.uint8)
     grid[1, 1:-1] = [*START_MARKER, *data_bits(seq), *END_MARKER]
+    grid[2, 1:-1] = 1 - grid[1, 1:-1]
     return grid
 
 

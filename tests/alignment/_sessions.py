@@ -3,6 +3,7 @@ VideoWriter, optionally with the timecode strip drawn into every frame."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 import orjson
 
 from alignment import SimulatedCapture
-from alignment._timecode_code import render_strip
+from alignment._timecode_code import DEFAULT_CELL, render_strip
 from capture import CaptureSettings, PluginInfo, Region, SessionWriter
 from capture._layout import ClockAnchor
 from capture._video import VideoWriter
@@ -34,9 +35,18 @@ def viewport_frame(seq: int, *, strip: bool = True) -> np.ndarray:
 
 def write_session(sim: SimulatedCapture, parent: Path, *, name: str = "s",
                   video: bool = False, scale: float = 1.0, crf: int = 28,
-                  strip: bool | np.ndarray = True, probes: bool = True) -> Path:
+                  strip: bool | np.ndarray = True, probes: bool = True,
+                  stored: np.ndarray | None = None, seqs: np.ndarray | None = None,
+                  plays: list[int] | None = None,
+                  shown_seq: dict[int, int] | None = None,
+                  overlay: Callable[[int, np.ndarray], None] | None = None) -> Path:
     """Write `sim` as a session folder; returns its path. `strip` may be a per-frame mask
-    (clap mode: the strip on some frames only)."""
+    (clap mode: the strip on some frames only). `stored` masks the samples written (the
+    rest never reached the receiver), `seqs` replaces their seqs (a second Play restarting
+    at 0), `plays` writes a `play` event per first seq, `shown_seq` draws another seq's
+    strip on some frames (frame index -> seq: a misread the decoder cannot detect);
+    `overlay(frame, image)` draws over a viewport image (occluders). A torn frame
+    (`sim.tear_seq`) shows the newer sample's strip in its top half."""
     writer = SessionWriter.create(parent, name)
     size = (round(VIEWPORT[0] * scale), round(VIEWPORT[1] * scale))
     start = int(sim.grab_start_ns[0])
@@ -47,12 +57,13 @@ def write_session(sim: SimulatedCapture, parent: Path, *, name: str = "s",
                           viewport=(float(VIEWPORT[0]), float(VIEWPORT[1]))),
         video_start=ClockAnchor(host_mono_ns=start, host_wall_ns=start))
     lines = []
-    for k in range(sim.seq.size):
-        sample = make_sample(int(sim.seq[k]), float(sim.client_t[k]))
+    seq_of = sim.seq if seqs is None else seqs
+    for k in np.flatnonzero(np.ones(sim.seq.size, bool) if stored is None else stored):
+        sample = make_sample(int(seq_of[k]), float(sim.client_t[k]))
         sample["wall_ms"] = int(sim.wall_ms[k])
         sample["camera"]["viewport"] = [float(VIEWPORT[0]), float(VIEWPORT[1])]
         arrival = int(sim.arrival_ns[k])
-        lines.append(orjson.dumps({"seq": int(sim.seq[k]), "arrival_mono_ns": arrival,
+        lines.append(orjson.dumps({"seq": int(seq_of[k]), "arrival_mono_ns": arrival,
                                    "arrival_wall_ns": arrival, "sample": sample}))
     writer.append_state(lines)
     sync = [{"kind": "anchor", "client": float(c), "wall_ms": 0, "arrival_mono_ns": int(a),
@@ -68,8 +79,17 @@ def write_session(sim: SimulatedCapture, parent: Path, *, name: str = "s",
         with VideoWriter(writer.path / "video.mkv", size[0], size[1], crf=crf) as out:
             stored = []
             shown = np.broadcast_to(np.asarray(strip, bool), pts.shape)
-            for seq, p, on in zip(sim.true_seq, pts, shown, strict=True):
+            drawn = seq_of[sim.true_seq]
+            for i, seq in (shown_seq or {}).items():
+                drawn[i] = seq
+            for i, (seq, p, on) in enumerate(zip(drawn, pts, shown, strict=True)):
                 image = viewport_frame(int(seq), strip=bool(on))
+                if on and sim.tear_seq[i] >= 0:
+                    top = viewport_frame(int(seq_of[sim.tear_seq[i]]))
+                    rows = VIEWPORT[1] - 3 * DEFAULT_CELL // 2 - 1
+                    image[:rows] = top[:rows]
+                if overlay is not None:
+                    overlay(i, image)
                 if scale != 1.0:
                     image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
                 stored.append(out.write(image, int(p)))
@@ -78,5 +98,8 @@ def write_session(sim: SimulatedCapture, parent: Path, *, name: str = "s",
         {"index": i, "pts_us": int(pts[i]), "grab_start_ns": int(sim.grab_start_ns[i]),
          "grab_end_ns": int(sim.grab_end_ns[i]), "wall_ns": int(sim.frame_wall_ns[i]),
          "dropped_before": int(sim.dropped_before[i])} for i in range(pts.size))
+    for first in plays or []:
+        writer.append_event("play", play=f"p{first}", first_seq=int(first),
+                            datamodel="simulated")
     writer.finalize()
     return writer.path

@@ -147,3 +147,49 @@ def test_existing_out_is_refused(external, tmp_path):
     result = _run("--state", log, "--video", video, "--out", tmp_path / "taken")
     assert isinstance(result.exception, AlignmentError) and "already exists" in str(
         result.exception)
+
+
+def test_an_obs_video_started_before_play_is_placed_by_the_timecode(tmp_path):
+    # OBS records 3 s of the editor before Play: no strip there, and the state log starts
+    # at Play; the strip is first seen far past any fixed search window
+    sim = simulate_capture(6.0, latency_ms=25.0, seed=22)
+    t = (sim.render_ns - sim.render_ns[0]) / 1e9
+    first = int(np.argmax(t >= 3.0))
+    playing = sim.true_seq >= first
+    video = tmp_path / "obs.mkv"
+    with VideoWriter(video, *VIEWPORT, crf=28) as out:
+        for seq, grab, on in zip(sim.true_seq, sim.grab_start_ns, playing, strict=True):
+            out.write(viewport_frame(int(seq), strip=bool(on)),
+                      int(grab - sim.grab_start_ns[0]) // 1000)
+    log = tmp_path / "state.jsonl"
+    lines = []
+    for k in range(first, sim.seq.size):
+        sample = make_sample(int(sim.seq[k]), float(sim.client_t[k]))
+        sample["wall_ms"] = int(sim.wall_ms[k])
+        lines.append(orjson.dumps(sample))
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "obs"
+    result = _run("--state", log, "--video", video, "--out", out)
+    assert result.exit_code == 0, result.output
+    table = read_aligned(out)
+    seq = np.array(table.column("seq").fill_null(-1).to_pylist())
+    method = np.array(table.column("method").to_pylist())
+    assert (method[playing] == "timecode").all()
+    assert np.array_equal(seq[playing], sim.true_seq[playing])
+    before = sim.true_seq < first - 1
+    assert (method[before] == "none").all() and before.sum() > 100
+
+
+def test_whole_millisecond_wall_stamps_do_not_shift_the_clock(sim, external, tmp_path):
+    video, log = external
+    start = datetime.fromtimestamp(int(sim.frame_wall_ns[0]) / 1e9, UTC).isoformat()
+    out = tmp_path / "wall"
+    result = _run("--state", log, "--video", video, "--out", out, "--no-timecode",
+                  "--video-start-wall", start, "--latency-ms", 25)
+    assert result.exit_code == 0, result.output
+    table = read_aligned(out)
+    seq = np.array(table.column("seq").to_pylist())
+    # the true residual: content time (grab - 25 ms) minus the matched sample's render time
+    truth_ms = (sim.grab_start_ns - 25_000_000 - sim.render_ns[seq]) / 1e6
+    shift = np.array(table.column("residual_ms").to_pylist()) - truth_ms
+    assert abs(float(np.mean(shift))) < 0.3  # cutting to whole ms put samples ~1 ms early
