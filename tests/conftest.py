@@ -6,6 +6,12 @@ import math
 
 import pytest
 
+from tests import skip_guard
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    skip_guard.register(config)
+
 
 def make_sample(seq: int, t: float, *, with_character: bool = True) -> dict:
     """A valid wire sample (as JSON-ready dict) of a character walking along +X."""
