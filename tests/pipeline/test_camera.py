@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.camera import (
     box_corners,
+    cframe_matrix,
     cframe_rotation,
     extrinsics,
     intrinsics,
@@ -76,3 +77,11 @@ def test_box_corners_and_quaternion():
     half = math.sqrt(0.5)  # 90 degrees about +Y
     rot_y = np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]])
     np.testing.assert_allclose(quat_xyzw(rot_y), [0, half, 0, half])
+
+
+def test_integer_inputs_and_a_single_cframe():
+    cam = look_at([0, 0, 10], [0, 0, 0])  # plain integers, as a user types them
+    np.testing.assert_allclose(cam, [0, 0, 10, *IDENTITY[3:]], atol=1e-15)
+    single = cframe_matrix(np.array([1, 2, 3, 0, 0, 1, 0, 1, 0, -1, 0, 0]))
+    assert single.shape == (4, 4)  # one CFrame, one matrix
+    np.testing.assert_allclose(single @ [1.0, 0, 0, 1], [1, 2, 2, 1])  # + RightVector (0,0,-1)
