@@ -129,8 +129,7 @@ def quat_xyzw(rotation: np.ndarray) -> np.ndarray:
                       np.stack([s02, s12, big ** 2 / 4, d10], axis=-1),
                       np.stack([d21, d02, d10, big ** 2 / 4], axis=-1)], axis=-2)
     q = np.take_along_axis(table, pick[..., None, None], axis=-2)[..., 0, :] / big[..., None]
-    q = np.where(q[..., 3:4] < 0, -q, q)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.where(q[..., 3:4] < 0, -q, q)
 
 
 def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -90,6 +90,8 @@ def test_quat_round_trip_on_random_rotations_both_signs():
     for sign in (1.0, -1.0):
         back = camera.quat_xyzw(matrix_of(sign * q))
         assert _same_rotation(back, q).max() < 1e-12
+        assert (back[:, 3] >= 0).all()  # the documented sign: w >= 0
+        np.testing.assert_allclose(np.linalg.norm(back, axis=-1), 1.0, atol=1e-15)
         v = np.random.default_rng(4).normal(size=(len(q), 3))
         np.testing.assert_allclose(rotate(back, v), rotate(q, v), atol=1e-12)
 
