@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: system venv install install-test demo test
+.PHONY: system venv install install-test demo test mutants
 
 system:
 	bash scripts/install-system.sh
@@ -27,3 +27,10 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest -q
+
+# Mutation testing (docs/testing.md): slow, not part of CI; run before each release.
+# `make mutants MUTANTS='pipeline.camera.*'` runs only the mutants whose names match.
+mutants: install-test
+	$(BIN)/pip install -q -e ".[test,mutation]"
+	$(BIN)/mutmut run $(MUTANTS)
+	$(BIN)/mutmut results

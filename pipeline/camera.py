@@ -104,17 +104,32 @@ def box_corners(cframe: np.ndarray, size: np.ndarray) -> np.ndarray:
 
 
 def quat_xyzw(rotation: np.ndarray) -> np.ndarray:
-    """Unit quaternions (..., 4) ordered x, y, z, w from rotation matrices (..., 3, 3)."""
+    """Unit quaternions (..., 4) ordered x, y, z, w, with w >= 0, from rotation matrices
+    (..., 3, 3).
+
+    Shepperd's method: the largest of |w|, |x|, |y|, |z| comes from the diagonal, the other
+    three from off-diagonal sums and differences divided by it. Taking every component from
+    the diagonal instead loses their relative signs on half turns (w = 0, e.g. every level
+    camera's camera-to-world rotation) and half the digits near the axes."""
     r = np.asarray(rotation, dtype=np.float64)
-    w = np.sqrt(np.maximum(0.0, 1.0 + r[..., 0, 0] + r[..., 1, 1] + r[..., 2, 2])) / 2.0
-    x = np.sqrt(np.maximum(0.0, 1.0 + r[..., 0, 0] - r[..., 1, 1] - r[..., 2, 2])) / 2.0
-    y = np.sqrt(np.maximum(0.0, 1.0 - r[..., 0, 0] + r[..., 1, 1] - r[..., 2, 2])) / 2.0
-    z = np.sqrt(np.maximum(0.0, 1.0 - r[..., 0, 0] - r[..., 1, 1] + r[..., 2, 2])) / 2.0
-    x = np.copysign(x, r[..., 2, 1] - r[..., 1, 2])
-    y = np.copysign(y, r[..., 0, 2] - r[..., 2, 0])
-    z = np.copysign(z, r[..., 1, 0] - r[..., 0, 1])
-    q = np.stack([x, y, z, w], axis=-1)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+    r00, r11, r22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
+    sums = np.stack([1.0 + r00 - r11 - r22, 1.0 - r00 + r11 - r22,
+                     1.0 - r00 - r11 + r22, 1.0 + r00 + r11 + r22], axis=-1)  # 4 x^2 .. 4 w^2
+    pick = np.argmax(sums, axis=-1)
+    big = np.sqrt(np.take_along_axis(sums, pick[..., None], axis=-1)[..., 0]) * 2.0  # 4|.|/2
+    d21 = r[..., 2, 1] - r[..., 1, 2]  # 4 w x
+    d02 = r[..., 0, 2] - r[..., 2, 0]  # 4 w y
+    d10 = r[..., 1, 0] - r[..., 0, 1]  # 4 w z
+    s01 = r[..., 0, 1] + r[..., 1, 0]  # 4 x y
+    s02 = r[..., 0, 2] + r[..., 2, 0]  # 4 x z
+    s12 = r[..., 1, 2] + r[..., 2, 1]  # 4 y z
+    # row i: 4 * (x, y, z, w) * (component i), divided below by big = 4 |component i|
+    table = np.stack([np.stack([big ** 2 / 4, s01, s02, d21], axis=-1),
+                      np.stack([s01, big ** 2 / 4, s12, d02], axis=-1),
+                      np.stack([s02, s12, big ** 2 / 4, d10], axis=-1),
+                      np.stack([d21, d02, d10, big ** 2 / 4], axis=-1)], axis=-2)
+    q = np.take_along_axis(table, pick[..., None, None], axis=-2)[..., 0, :] / big[..., None]
+    return np.where(q[..., 3:4] < 0, -q, q)
 
 
 def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -6,6 +6,13 @@ import math
 
 import pytest
 
+from tests import mutation_stats, skip_guard
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    skip_guard.register(config)
+    mutation_stats.register(config)
+
 
 def make_sample(seq: int, t: float, *, with_character: bool = True) -> dict:
     """A valid wire sample (as JSON-ready dict) of a character walking along +X."""

@@ -1,8 +1,11 @@
-"""Draw what the demo world's camera sees, with OpenCV, through the shared camera model.
+"""Draw what the demo world's camera sees, with OpenCV, through the engine's own camera.
+
+The demo plays the Roblox engine, so it projects with `pipeline.demo._engine` (written from
+the engine reference), not with `pipeline.camera`, the model the labels use.
 
 Boxes are six shaded faces, back faces culled, clipped at the near plane and drawn far to
 near (painter's ordering); the baseplate is a clipped quad with grid lines. Vertices are
-drawn with 1/16 px precision in the pixel-centre convention of `pipeline.camera` (the
+drawn with 1/16 px precision in the pixel-centre convention of Roblox viewport points (the
 centre of pixel (i, j) is (i + 0.5, j + 0.5)), so a projected point lands where it is drawn.
 """
 
@@ -14,7 +17,8 @@ import cv2
 import numpy as np
 
 from alignment._timecode_code import ROWS, render_strip
-from pipeline import camera as cam
+from pipeline.demo._engine import EngineCamera, cframe_axes
+from pipeline.demo._engine import box_corners as engine_box_corners
 
 NEAR = 0.1  # studs: the near clipping plane
 SHIFT = 4  # fractional bits of OpenCV's fixed-point drawing
@@ -44,25 +48,24 @@ class Box:
 
 @dataclass(frozen=True)
 class View:
-    """A camera looking at the world: K (viewport px) and T_cam_world (OpenCV)."""
+    """A camera looking at the world, as the engine projects it. "Camera frame" points here
+    are (along RightVector, along UpVector, along LookVector): depth is the third."""
 
-    k: np.ndarray
-    t_cam_world: np.ndarray
+    engine: EngineCamera
     width: int
     height: int
 
     @classmethod
     def of(cls, camera_cframe: np.ndarray, fov_y: float, viewport: tuple[int, int]) -> View:
-        k = cam.intrinsics(fov_y, np.array(viewport, float))
-        return cls(k, cam.extrinsics(camera_cframe), int(viewport[0]), int(viewport[1]))
+        engine = EngineCamera.of(camera_cframe, fov_y, (float(viewport[0]), float(viewport[1])))
+        return cls(engine, int(viewport[0]), int(viewport[1]))
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
-        return cam.to_camera(np.asarray(points, float), self.t_cam_world)
+        return self.engine.view_coordinates(np.asarray(points, float))
 
     def pixels(self, points_cam: np.ndarray) -> np.ndarray:
         """Camera-frame points (N, 3) in front of the camera to pixel coordinates (N, 2)."""
-        xy = points_cam[:, :2] / points_cam[:, 2:3]
-        return xy @ self.k[:2, :2].T + self.k[:2, 2]
+        return self.engine.viewport_of_view(points_cam)
 
 
 def clip_near(points_cam: np.ndarray) -> np.ndarray:
@@ -89,12 +92,12 @@ def _shade(colour: tuple[int, int, int], normal: np.ndarray) -> tuple[int, int, 
 
 
 def _box_faces(box: Box, view: View) -> list[tuple[float, np.ndarray, tuple[int, int, int]]]:
-    corners = cam.box_corners(np.array(box.cframe), np.array(box.size))
-    rotation = cam.cframe_rotation(np.array(box.cframe))
-    eye = -view.t_cam_world[:3, :3].T @ view.t_cam_world[:3, 3]
+    corners = engine_box_corners(np.array(box.cframe), np.array(box.size))
+    axes = cframe_axes(np.array(box.cframe))
+    eye = view.engine.position
     faces = []
     for indices, axis, sign in _FACES:
-        normal = rotation[:, axis] * sign
+        normal = axes[axis] * sign
         quad = corners[list(indices)]
         if normal @ (quad.mean(axis=0) - eye) >= 0:
             continue  # facing away

@@ -1,7 +1,8 @@
 """The wire sample the Roblox plugin would send for one state of the demo world.
 
-Projections (`camera.root_projection`, each entity's `projection`) are computed with the
-shared camera model in viewport pixels, as `Camera:WorldToViewportPoint` reports them.
+Projections (`camera.root_projection`, each entity's `projection`) are the engine's own
+`Camera:WorldToViewportPoint` (`pipeline.demo._engine`, written from the engine reference),
+not the labels' camera model, so the labels' engine check compares two implementations.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import camera as cam
+from pipeline.demo._engine import EngineCamera
 from pipeline.demo._world import (
     BODY_DROP,
     BODY_SIZE,
@@ -31,13 +32,10 @@ GUI_INSET = (0.0, 36.0, 0.0, 0.0)
 
 def viewport_projection(points: np.ndarray, camera_cf: np.ndarray,
                         viewport: tuple[int, int]) -> np.ndarray:
-    """`WorldToViewportPoint` of world points (N, 3): rows of [u, v, depth, on_screen]."""
-    k = cam.intrinsics(FOV_Y, np.array(viewport, float))
-    uv, depth = cam.project(np.asarray(points, float), k, cam.extrinsics(camera_cf))
-    uv = np.nan_to_num(uv, nan=-1.0)
-    on_screen = ((depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= viewport[0])
-                 & (uv[:, 1] >= 0) & (uv[:, 1] <= viewport[1]))
-    return np.column_stack([uv, depth, on_screen.astype(float)])
+    """`WorldToViewportPoint` of world points (N, 3): rows of [u, v, depth, on_screen]
+    (u, v = -1 behind the camera)."""
+    engine = EngineCamera.of(camera_cf, FOV_Y, (float(viewport[0]), float(viewport[1])))
+    return np.nan_to_num(engine.world_to_viewport_point(points), nan=-1.0)
 
 
 def _vec(values: Any) -> list[float]:

@@ -74,25 +74,38 @@ def test_a_valid_batch_gives_the_samples_as_sent():
     _agree(body)
 
 
-@pytest.mark.parametrize(("path", "value"), [
-    ("seq_first", 11),  # the batch's own after-validator
-    ("samples.2.seq", 11),
-    ("probes.0.t3", 0.5),  # a nested model's after-validator
-    ("dropped.0.last", 2),
-    ("samples.1.camera.fov_y", 180.0),
-    ("samples.1.inputs.keys", ["W"] * 65),
-    ("samples.1.t", float("nan")),
-    ("samples.1.camera.cframe", [0.0] * 11),
-    ("samples.1.wall_ms", 10 ** 30),
+def _agree_on(body: bytes) -> tuple[str, object]:
+    """Both validators' verdict on `body` (after checking that they agree)."""
+    _agree(body)
+    return _outcome(lambda b: SampleBatch.model_validate_json(b, strict=True), body)
+
+
+@pytest.mark.parametrize(("path", "value", "loc"), [
+    ("seq_first", 11, ()),  # the batch's own after-validator
+    ("samples.2.seq", 11, ()),
+    ("probes.0.t3", 0.5, ("probes", "0")),  # a nested model's after-validator
+    ("dropped.0.last", 2, ("dropped", "0")),
+    ("samples.1.camera.fov_y", 180.0, ("samples", "1", "camera", "fov_y")),
+    ("samples.1.inputs.keys", ["W"] * 65, ("samples", "1", "inputs", "keys")),
+    ("samples.1.t", float("nan"), ("samples", "1", "t")),
+    ("samples.1.camera.cframe", [0.0] * 11, ("samples", "1", "camera", "cframe", "11")),
 ])
-def test_refusals_and_edge_cases_agree(path, value):
-    _agree(_batch_body(path, value))
+def test_refusals_agree(path, value, loc):
+    verdict, errors = _agree_on(_batch_body(path, value))
+    assert verdict == "invalid" and [e[0] for e in errors] == [loc]
 
 
-@pytest.mark.parametrize("path", ["samples.1.inputs", "samples.1.entities", "probes",
-                                  "samples.1.camera", "schema", "samples.1.character.ground"])
-def test_missing_fields_agree(path):
-    _agree(_batch_body(path, delete=True))
+def test_a_huge_wall_clock_is_accepted_by_both():
+    verdict, batch_ = _agree_on(_batch_body("samples.1.wall_ms", 10 ** 30))
+    assert verdict == "valid" and batch_.samples[1].wall_ms == 10 ** 30
+
+
+@pytest.mark.parametrize(("path", "verdict"), [
+    ("samples.1.inputs", "valid"), ("samples.1.entities", "valid"), ("probes", "valid"),
+    ("samples.1.camera", "invalid"), ("schema", "invalid"),
+    ("samples.1.character.ground", "invalid")])
+def test_missing_fields_agree(path, verdict):
+    assert _agree_on(_batch_body(path, delete=True))[0] == verdict
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,5 +1,11 @@
 """Build test sessions with an aligned.parquet that follows the aligned-table contract
-(docs/labels.md, "Input"), optionally with a real encoded video and frame table."""
+(docs/labels.md, "Input"), optionally with a real encoded video and frame table.
+
+`make_session` writes aligned.parquet by hand (every frame timecode-matched to one sample,
+residual 0): exact, for golden values. `make_simulated_session` writes a simulated capture
+(`alignment.simulate_capture`: wandering render rate, drifting client clock, late batches,
+jittered grabs) and runs the real aligner on it, so the rows are clock-matched and the state
+interpolated between samples, as in most real sessions."""
 
 from __future__ import annotations
 
@@ -12,7 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from alignment import SimulatedCapture, align_session, simulate_capture
 from capture import CaptureSettings, Region, Session, SessionWriter
+from capture._layout import ClockAnchor
 from capture._store import now_anchor
 from capture._video import VideoWriter
 
@@ -89,3 +97,48 @@ def make_session(parent: Path, samples: list[dict], frame_samples: Sequence[int 
             table = table.append_column(name_, column)
     pq.write_table(table, writer.path / "aligned.parquet")
     return writer.path
+
+
+def make_simulated_session(parent: Path, sample_at: Callable[[int, float], dict], *,
+                           duration_s: float = 2.0, latency_ms: float = 25.0, seed: int = 0,
+                           size: tuple[int, int] = (1280, 720), video: bool = False,
+                           image: Callable[[int, int, int], np.ndarray] = frame_image,
+                           name: str = "s1") -> tuple[Path, SimulatedCapture]:
+    """A simulated capture whose sample `seq` is `sample_at(seq, client_t)`, aligned by
+    `alignment.align_session` from its clock streams alone (no timecode). With `video`,
+    frame i shows `image(true_seq[i], width, height)`: the sample really on screen."""
+    sim = simulate_capture(duration_s, latency_ms=latency_ms, seed=seed)
+    writer = SessionWriter.create(parent, name)
+    start = int(sim.grab_start_ns[0])
+    writer.update_manifest(
+        capture=CaptureSettings(fps=60.0, region=Region(left=0, top=0, width=size[0],
+                                                        height=size[1])),
+        video_start=ClockAnchor(host_mono_ns=start, host_wall_ns=start))
+    records = []
+    for k in range(sim.seq.size):
+        sample = sample_at(int(sim.seq[k]), float(sim.client_t[k]))
+        sample["wall_ms"] = int(sim.wall_ms[k])
+        arrival = int(sim.arrival_ns[k])
+        records.append(orjson.dumps({"seq": int(sim.seq[k]), "arrival_mono_ns": arrival,
+                                     "arrival_wall_ns": arrival, "sample": sample}))
+    writer.append_state(records)
+    writer.append_sync(
+        [{"kind": "anchor", "client": float(c), "wall_ms": 0, "arrival_mono_ns": int(a),
+          "arrival_wall_ns": int(a)}
+         for c, a in zip(sim.anchor_client, sim.anchor_arrival_ns, strict=True)]
+        + [{"kind": "probe", "t0": float(a), "t1_ns": int(b), "t2_ns": int(c), "t3": float(d)}
+           for a, b, c, d in zip(sim.probe_t0, sim.probe_t1_ns, sim.probe_t2_ns, sim.probe_t3,
+                                 strict=True)])
+    pts = (sim.grab_start_ns - start) // 1000
+    if video:
+        with VideoWriter(writer.path / "video.mkv", size[0], size[1], fps_hint=60.0,
+                         preset="ultrafast") as out:
+            pts = np.array([out.write(image(int(seq), size[0], size[1]), int(p))
+                            for seq, p in zip(sim.true_seq, pts, strict=True)])
+    writer.append_frames(
+        {"index": i, "pts_us": int(pts[i]), "grab_start_ns": int(sim.grab_start_ns[i]),
+         "grab_end_ns": int(sim.grab_end_ns[i]), "wall_ns": int(sim.frame_wall_ns[i]),
+         "dropped_before": int(sim.dropped_before[i])} for i in range(pts.size))
+    writer.finalize()
+    align_session(writer.path, latency_ms=latency_ms, use_timecode=False)
+    return writer.path, sim

@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.camera import (
     box_corners,
+    cframe_matrix,
     cframe_rotation,
     extrinsics,
     intrinsics,
@@ -76,3 +77,28 @@ def test_box_corners_and_quaternion():
     half = math.sqrt(0.5)  # 90 degrees about +Y
     rot_y = np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]])
     np.testing.assert_allclose(quat_xyzw(rot_y), [0, half, 0, half])
+
+
+def test_integer_inputs_and_a_single_cframe():
+    cam = look_at([0, 0, 10], [0, 0, 0])  # plain integers, as a user types them
+    np.testing.assert_allclose(cam, [0, 0, 10, *IDENTITY[3:]], atol=1e-15)
+    single = cframe_matrix(np.array([1, 2, 3, 0, 0, 1, 0, 1, 0, -1, 0, 0]))
+    assert single.shape == (4, 4)  # one CFrame, one matrix
+    np.testing.assert_allclose(single @ [1.0, 0, 0, 1], [1, 2, 2, 1])  # + RightVector (0,0,-1)
+
+
+def test_per_frame_capture_scale_or_offset_gives_per_frame_intrinsics():
+    scale = np.array([[1.0, 1.0], [2.0, 2.0], [0.5, 0.5]])
+    k = intrinsics(90.0, [1280.0, 720.0], scale=scale)
+    assert k.shape == (3, 3, 3)
+    np.testing.assert_allclose(k[:, 0, 0], [360, 720, 180])
+    np.testing.assert_allclose(k[:, 0, 2], [640, 1280, 320])
+    k = intrinsics(90.0, [1280.0, 720.0], offset=np.array([[0.0, 0.0], [8.0, 31.0]]))
+    assert k.shape == (2, 3, 3)
+    np.testing.assert_allclose(k[1, :2, 2], [648, 391])
+
+
+def test_a_point_in_the_camera_plane_has_no_pixel():
+    k = intrinsics(70.0, [800.0, 600.0])
+    uv, depth = project(np.array([[3.0, 1.0, 0.0]]), k, extrinsics(np.array(IDENTITY)))
+    assert depth[0] == 0.0 and np.isnan(uv).all()  # not an infinite pixel

@@ -149,3 +149,40 @@ def test_camera_angular_velocity_of_a_steady_pan(tmp_path):
     # turning left about world +Y is about the OpenCV camera's -y axis (y points down)
     np.testing.assert_allclose(w[3], [0, -rate, 0], atol=1e-9)
     assert "camera turns left at 30 deg/s" in table["caption"][3].as_py()
+
+
+def _identity_boxes(centres, sizes, rotation=IDENTITY):
+    """Boxes seen by an identity camera at the origin, FOV 90 on 800 x 600 (f = 300 px)."""
+    n = len(centres)
+    k = np.tile(intrinsics(90.0, np.array([800.0, 600.0])), (n, 1, 1))
+    t = np.tile(extrinsics(np.array([0.0, 0.0, 0.0, *IDENTITY])), (n, 1, 1))
+    cframes = np.array([[*c, *rotation] for c in centres], float)
+    return boxes(cframes, np.array(sizes, float), k, t, np.tile([800.0, 600.0], (n, 1)))
+
+
+HALF_TURN_Y = [-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0]
+
+
+@pytest.mark.parametrize("rotation", [IDENTITY, HALF_TURN_Y])  # near corners first or last
+def test_box_edges_at_and_before_the_near_plane_by_hand(rotation):
+    # near face exactly on the near plane (depth 0.1): its corners count, +-0.001 stud wide
+    # -> +-3 px; the far face at depth 5.1 is +-0.06 px
+    on_plane = _identity_boxes([[0.0, 0.0, -2.6]], [[0.002, 0.002, 5.0]], rotation)
+    np.testing.assert_allclose(on_plane.box_xyxy[0], [397, 297, 403, 303], atol=1e-9)
+    # a box from depth 0.05 (before the near plane, in front of the camera) to depth 5.05:
+    # clipped where its edges cross depth 0.1: x = 0.002 .. 0.004 there -> u = 406 .. 412
+    before = _identity_boxes([[0.003, 0.0, -2.55]], [[0.002, 0.002, 5.0]], rotation)
+    assert before.box_xyxy[0, 2] == pytest.approx(412.0)
+    assert before.box_xyxy[0, 3] == pytest.approx(303.0)
+
+
+def test_boxes_barely_on_screen_tiny_or_off_screen():
+    # right edge 0.5 px into the frame, 60 px tall: 0.5 px of a 60 px wide box visible
+    edge = 0.5 / 30 - 400 / 30  # u = 400 + 30 x at depth 10
+    b = _identity_boxes([[edge - 1.0, 0.0, -10.0], [0.0, 0.0, -10.0], [40.0, 0.0, -10.0]],
+                        [[2.0, 2.0, 1e-9], [0.01, 0.01, 0.01], [2.0, 2.0, 2.0]])
+    np.testing.assert_allclose(b.box_xyxy[0], [0.0, 270.0, 0.5, 330.0], atol=1e-9)
+    assert b.on_screen[0] and b.truncation[0] == pytest.approx(1 - 0.5 / 60)
+    assert b.on_screen[1] and (b.box_xyxy[1, 2:] - b.box_xyxy[1, :2] < 0.4).all()  # 0.3 px
+    assert not b.on_screen[2] and not b.behind_camera[2]  # in front, far to the right
+    assert np.isnan(b.box_xyxy[2]).all() and b.truncation[2] == 1.0

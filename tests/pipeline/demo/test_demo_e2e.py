@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from capture import Session
 from pipeline.cli import cli
 from pipeline.demo import read_truth, visible_seqs
-from pipeline.demo._raster import marker_centroid
 
 pytestmark = [pytest.mark.slow, pytest.mark.x11,
               pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed")]
@@ -69,6 +68,16 @@ def test_every_timecode_frame_is_aligned_to_the_sample_on_screen(demo):
         assert row["seq"] in visible_seqs(shown, grab["grab_start_ns"], grab["grab_end_ns"])
 
 
+def _marker_box_centre(rgb: np.ndarray) -> tuple[float, float] | None:
+    """The centre of the box around clearly magenta pixels (pixel-centre convention): found
+    here, not with the demo's own (weighted) `marker_centroid` that wrote check.json."""
+    r, g, b = (rgb[..., i].astype(int) for i in range(3))
+    ys, xs = np.nonzero((r > 160) & (b > 160) & (g < 110))
+    if xs.size == 0:
+        return None
+    return (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
+
+
 def test_projected_root_is_within_a_pixel_of_the_drawn_marker(demo):
     _, session, _ = demo
     labels = {r["frame_index"]: r for r in pq.read_table(session.file("labels")).to_pylist()}
@@ -77,14 +86,16 @@ def test_projected_root_is_within_a_pixel_of_the_drawn_marker(demo):
         row = labels.get(frame.index)
         if row is None or row["method"] != "timecode" or row["root_px"] is None:
             continue
-        found = marker_centroid(frame.image[..., ::-1])  # BGR order, as the game drew it
+        found = _marker_box_centre(frame.image)
         assert found is not None
         errors.append(np.hypot(found[0] - row["root_px"][0], found[1] - row["root_px"][1]))
     assert len(errors) >= 100
     assert max(errors) <= 1.0
     check = json.loads((session.path.parent.parent / "check.json").read_text())
     assert check["root_px_checked"] == len(errors)
-    assert check["root_px_error_max"] == pytest.approx(max(errors))
+    # the demo's own check, with its own marker finder, says the same within half a pixel
+    assert check["root_px_error_max"] <= 1.0
+    assert abs(check["root_px_error_max"] - max(errors)) < 0.5
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")

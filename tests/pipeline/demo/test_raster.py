@@ -1,4 +1,5 @@
-"""The demo renderer draws through the same camera model as the labels: checked on pixels."""
+"""The demo renderer draws through the engine's own camera; checked on pixels against the
+labels' camera model (`pipeline.camera`), a second implementation."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def test_a_box_silhouette_spans_its_projected_corners():
     mask = image[..., 0] < (SKY[0] + 20) / 2  # more than half covered by the box (blue 20)
     ys, xs = np.nonzero(mask)
     corners = cam.box_corners(np.array(box.cframe), np.array(box.size))
-    uv, depth = cam.project(corners, view.k, view.t_cam_world)
+    k = cam.intrinsics(FOV_Y, np.array(VIEWPORT, float))
+    uv, depth = cam.project(corners, k, cam.extrinsics(camera_cf))
     assert (depth > 0).all()
     # the silhouette is the hull of the projected corners: its extremes are corners
     assert xs.min() + 0.5 == pytest.approx(uv[:, 0].min(), abs=1.0)

@@ -90,7 +90,8 @@ def test_moving_state_agrees_with_its_velocity(states):
                                    atol=1e-9)
 
 
-def test_engine_projections_match_the_shared_camera_model(states):
+def test_engine_projections_match_the_labels_camera_model(states):
+    """The demo engine's own WorldToViewportPoint against pipeline.camera, a second model."""
     for state in states[::30]:
         sample = _sample(state)
         k = cam.intrinsics(sample["camera"]["fov_y"], np.array(sample["camera"]["viewport"]))

@@ -95,3 +95,24 @@ def test_the_legend_and_distances_are_drawn_on_wide_frames():
     assert np.median(above.sum(axis=2)) < np.median(image[270:298, 400:470].sum(axis=2)) / 2
     small = draw_overlay(np.full((180, 320, 3), 90, np.uint8), frame, [])
     assert (small[4:20, 300:316] == 90).all()  # no legend on a small frame
+
+
+def test_overlay_of_clock_matched_interpolated_rows(tmp_path):
+    """A session aligned by the real aligner (clock matches, interpolated state): the root
+    point lands on every frame where the labels put it."""
+    from pipeline.labels import compute_labels, write_labels
+    from tests.pipeline.session_kit import make_simulated_session
+    from tests.pipeline.test_labels_aligned import _sample
+
+    path, _ = make_simulated_session(tmp_path, _sample, duration_s=0.5, size=(320, 180),
+                                     video=True, seed=4)
+    session = Session.open(path)
+    write_labels(session, compute_labels(session))
+    result = render_overlay(path, tmp_path / "out.mp4")
+    labels = pq.read_table(path / "labels.parquet").to_pylist()
+    assert {row["method"] for row in labels} == {"clock"}
+    decoded = _decode(result.path)
+    assert len(decoded) == len(labels) > 20
+    for (_, image), row in zip(decoded, labels, strict=True):
+        u, v = row["root_px"]
+        assert np.abs(image[int(v), int(u)].astype(int) - ROOT).max() < 40
