@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from pipeline.export import EXPORTERS, ExportOptions, export_sessions
+from pipeline.export._splits import parse_splits
 
 
 @click.command("export")
@@ -18,14 +19,21 @@ from pipeline.export import EXPORTERS, ExportOptions, export_sessions
               help="Dataset format.")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="New folder to write (must not exist, or be empty).")
-@click.option("--timecode", type=click.Choice(["keep", "mask", "crop"]), default="keep",
-              show_default=True, help="Keep, paint black or crop away the timecode strip.")
+@click.option("--timecode", type=click.Choice(["mask", "crop", "keep"]), default="mask",
+              show_default=True, help="Paint black, crop away or keep the timecode strip.")
 @click.option("--shard-size", type=click.FloatRange(min=0, min_open=True), default=256.0,
               show_default=True, help="Maximum shard / file size in MB.")
 @click.option("--fps-cap", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Keep at most this many frames per second.")
+@click.option("--gop", type=click.IntRange(min=1), default=2, show_default=True,
+              help="LeRobot: keyframe interval in frames.")
+@click.option("--split", "splits", default="train=1", show_default=True,
+              help="Splits by session, e.g. train=0.8,val=0.1,test=0.1.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the session-to-split draw.")
 def command(sessions: tuple[Path, ...], fmt: str, out: Path, timecode: str,
-            shard_size: float, fps_cap: float | None) -> None:
+            shard_size: float, fps_cap: float | None, gop: int, splits: str,
+            seed: int) -> None:
     """Export labelled SESSIONS (after `stpe labels`) as a dataset folder."""
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True),
@@ -33,7 +41,8 @@ def command(sessions: tuple[Path, ...], fmt: str, out: Path, timecode: str,
         task = bar.add_task(f"exporting {len(sessions)} session(s) as {fmt}", total=None)
         counts = export_sessions(
             list(sessions), fmt, out,
-            ExportOptions(timecode=timecode, shard_mb=shard_size, fps_cap=fps_cap),
+            ExportOptions(timecode=timecode, shard_mb=shard_size, fps_cap=fps_cap, gop=gop,
+                          splits=parse_splits(splits), seed=seed),
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     Console().print(f"wrote {out} ({fmt}): {summary}")

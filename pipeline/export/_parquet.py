@@ -19,7 +19,7 @@ from pipeline.export._registry import register
 from pipeline.export._source import ExportOptions, SessionData, iter_images
 from pipeline.export._vectors import ACTION_NAMES, STATE_NAMES
 
-FILE = "data/train-{:05d}.parquet"
+FILE = "data/{split}-{index:05d}.parquet"
 SCHEMA = pa.schema([
     ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
     ("session", pa.string()), ("frame_index", pa.int64()), ("t", pa.float64()),
@@ -48,19 +48,25 @@ def _schema() -> pa.Schema:
 @register("parquet")
 def export_parquet(sessions: Sequence[SessionData], root: Path,
                    options: ExportOptions) -> dict[str, Any]:
-    """Write `root/data/train-NNNNN.parquet` files of labelled frames."""
+    """Write `root/data/<split>-NNNNN.parquet` files of labelled frames."""
     (root / "data").mkdir()
     limit = options.shard_mb * 1024 * 1024
-    files, rows, batch, batch_bytes = 0, 0, [], 0
+    files: dict[str, int] = {}
+    rows, batch, batch_bytes, split = 0, [], 0, ""
 
     def flush() -> None:
-        nonlocal files, batch, batch_bytes
+        nonlocal batch, batch_bytes
         if batch:
             table = pa.Table.from_pylist(batch, schema=_schema())
-            pq.write_table(table, root / FILE.format(files), row_group_size=256)
-            files, batch, batch_bytes = files + 1, [], 0
+            index = files.get(split, 0)
+            pq.write_table(table, root / FILE.format(split=split, index=index),
+                           row_group_size=256)
+            files[split], batch, batch_bytes = index + 1, [], 0
 
     for s in sessions:
+        if s.split != split:
+            flush()
+            split = s.split
         records = frame_records(s)
         for row, image in iter_images(s, options):
             r = records[row]
@@ -75,4 +81,4 @@ def export_parquet(sessions: Sequence[SessionData], root: Path,
             batch_bytes += len(data)
             rows += 1
     flush()
-    return {"rows": rows, "files": files}
+    return {"rows": rows, "files": sum(files.values())}

@@ -21,6 +21,7 @@ from typing import Any
 from pipeline._errors import PipelineError
 from pipeline.export._card import write_card
 from pipeline.export._source import ExportOptions, SessionData, load_session
+from pipeline.export._splits import assign_splits, split_order
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,18 @@ def export_sessions(paths: Sequence[Path], fmt: str, out: Path,
                             "--out or remove it")
     if not paths:
         raise PipelineError("no sessions given; pass one or more session folders")
+    if options.gop < 1:
+        raise PipelineError("--gop must be at least 1")
+    if options.timecode == "keep":
+        logger.warning("--timecode keep: the timecode strip stays in the images; it encodes "
+                       "the frame's sample number, which a model can learn as a shortcut")
     sessions = [load_session(p, options) for p in paths]
     names = [s.name for s in sessions]
     if len(set(names)) != len(names):
         raise PipelineError(f"the same session is given twice ({names}); pass each once")
+    chosen = assign_splits(len(sessions), options.splits, options.seed)
+    sessions = [replace(sessions[i], split=chosen[i])
+                for i in split_order(chosen, [n for n, _ in options.splits])]
     if progress is not None:
         options = replace(options, on_image=_counter(
             progress, sum(s.labels.num_rows for s in sessions)))

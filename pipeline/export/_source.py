@@ -28,9 +28,12 @@ STRIP_CELL_PX = 8.0
 class ExportOptions:
     """Options shared by every format."""
 
-    timecode: Timecode = "keep"
+    timecode: Timecode = "mask"
     shard_mb: float = 256.0
     fps_cap: float | None = None
+    gop: int = 2  # keyframe interval of LeRobot video, as LeRobot's own encoder
+    splits: tuple[tuple[str, float], ...] = (("train", 1.0),)
+    seed: int = 0
     on_image: Callable[[], None] | None = field(default=None, compare=False)  # per frame read
 
 
@@ -46,6 +49,7 @@ class SessionData:
     size: tuple[int, int]  # width, height of the exported images
     summary: dict[str, Any]
     events: list[dict[str, Any]]
+    split: str = "train"
 
     @property
     def name(self) -> str:

@@ -17,21 +17,21 @@ from pipeline.export._records import frame_records, jpeg, key
 from pipeline.export._registry import register
 from pipeline.export._source import ExportOptions, SessionData, iter_images
 
-SHARD = "shard-{:06d}.tar"
+SHARD = "{split}-{index:06d}.tar"
 
 
 class ShardWriter:
     """Writes members into numbered tar shards, starting a new shard before one would pass
     `max_bytes` (a sample is never split across shards)."""
 
-    def __init__(self, root: Path, max_bytes: int) -> None:
-        self.root, self.max_bytes = root, max_bytes
+    def __init__(self, root: Path, max_bytes: int, split: str = "train") -> None:
+        self.root, self.max_bytes, self.split = root, max_bytes, split
         self.shards: list[Path] = []
         self._tar: tarfile.TarFile | None = None
         self._size = 0
 
     def _open(self) -> tarfile.TarFile:
-        path = self.root / SHARD.format(len(self.shards))
+        path = self.root / SHARD.format(split=self.split, index=len(self.shards))
         self.shards.append(path)
         self._size = 1024  # the end-of-archive blocks
         return tarfile.open(path, "w", format=tarfile.USTAR_FORMAT)
@@ -63,11 +63,15 @@ def npy(values: np.ndarray) -> bytes:
 @register("webdataset")
 def export_webdataset(sessions: Sequence[SessionData], root: Path,
                       options: ExportOptions) -> dict[str, Any]:
-    """Write WebDataset tar shards into `root`."""
-    writer = ShardWriter(root, int(options.shard_mb * 1024 * 1024))
+    """Write WebDataset tar shards `<split>-NNNNNN.tar` into `root`."""
+    writers: dict[str, ShardWriter] = {}
     samples = 0
     try:
         for s in sessions:
+            if s.split not in writers:
+                writers[s.split] = ShardWriter(root, int(options.shard_mb * 1024 * 1024),
+                                               s.split)
+            writer = writers[s.split]
             records = frame_records(s)
             for row, image in iter_images(s, options):
                 record = records[row]
@@ -79,5 +83,6 @@ def export_webdataset(sessions: Sequence[SessionData], root: Path,
                     (f"{k}.vector.npy", npy(vector))])
                 samples += 1
     finally:
-        writer.close()
-    return {"samples": samples, "shards": len(writer.shards)}
+        for writer in writers.values():
+            writer.close()
+    return {"samples": samples, "shards": sum(len(w.shards) for w in writers.values())}
