@@ -31,9 +31,11 @@ from pipeline.export._splits import parse_splits
               help="Splits by session, e.g. train=0.8,val=0.1,test=0.1.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the session-to-split draw.")
+@click.option("--license", "license_id", default="other", show_default=True,
+              help="License id written into the dataset card.")
 def command(sessions: tuple[Path, ...], fmt: str, out: Path, timecode: str,
             shard_size: float, fps_cap: float | None, gop: int, splits: str,
-            seed: int) -> None:
+            seed: int, license_id: str) -> None:
     """Export labelled SESSIONS (after `stpe labels`) as a dataset folder."""
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True),
@@ -42,7 +44,7 @@ def command(sessions: tuple[Path, ...], fmt: str, out: Path, timecode: str,
         counts = export_sessions(
             list(sessions), fmt, out,
             ExportOptions(timecode=timecode, shard_mb=shard_size, fps_cap=fps_cap, gop=gop,
-                          splits=parse_splits(splits), seed=seed),
+                          splits=parse_splits(splits), seed=seed, license=license_id),
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     Console().print(f"wrote {out} ({fmt}): {summary}")

@@ -34,6 +34,7 @@ class ExportOptions:
     gop: int = 2  # keyframe interval of LeRobot video, as LeRobot's own encoder
     splits: tuple[tuple[str, float], ...] = (("train", 1.0),)
     seed: int = 0
+    license: str = "other"  # the card's license (a Hub license id)
     on_image: Callable[[], None] | None = field(default=None, compare=False)  # per frame read
 
 

@@ -79,7 +79,7 @@ def export_webdataset(sessions: Sequence[SessionData], root: Path,
                 vector = np.concatenate([s.state[row], s.action[row]])
                 writer.write([
                     (f"{k}.jpg", jpeg(image)),
-                    (f"{k}.json", json.dumps(record, sort_keys=True).encode()),
+                    (f"{k}.json", json.dumps(record).encode()),  # keys in vector order
                     (f"{k}.vector.npy", npy(vector))])
                 samples += 1
     finally:
