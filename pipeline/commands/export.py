@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from pipeline.export import EXPORTERS, ExportOptions, export_sessions
 from pipeline.export._splits import parse_splits
+from pipeline.export._storage import is_url
 
 
 @click.command("export")
@@ -17,8 +18,9 @@ from pipeline.export._splits import parse_splits
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(sorted(EXPORTERS)),
               help="Dataset format.")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="New folder to write (must not exist, or be empty).")
+@click.option("--out", required=True,
+              help="New folder to write (must not exist, or be empty), or an fsspec URL "
+                   "(s3://bucket/prefix, gs://...) with no objects under it.")
 @click.option("--timecode", type=click.Choice(["mask", "crop", "keep"]), default="mask",
               show_default=True, help="Paint black, crop away or keep the timecode strip.")
 @click.option("--shard-size", type=click.FloatRange(min=0, min_open=True), default=256.0,
@@ -33,7 +35,7 @@ from pipeline.export._splits import parse_splits
               help="Seed of the session-to-split draw.")
 @click.option("--license", "license_id", default="other", show_default=True,
               help="License id written into the dataset card.")
-def command(sessions: tuple[Path, ...], fmt: str, out: Path, timecode: str,
+def command(sessions: tuple[Path, ...], fmt: str, out: str, timecode: str,
             shard_size: float, fps_cap: float | None, gop: int, splits: str,
             seed: int, license_id: str) -> None:
     """Export labelled SESSIONS (after `stpe labels`) as a dataset folder."""
@@ -42,7 +44,7 @@ def command(sessions: tuple[Path, ...], fmt: str, out: Path, timecode: str,
                   transient=True) as bar:
         task = bar.add_task(f"exporting {len(sessions)} session(s) as {fmt}", total=None)
         counts = export_sessions(
-            list(sessions), fmt, out,
+            list(sessions), fmt, out if is_url(out) else Path(out),
             ExportOptions(timecode=timecode, shard_mb=shard_size, fps_cap=fps_cap, gop=gop,
                           splits=parse_splits(splits), seed=seed, license=license_id),
             progress=lambda done, total: bar.update(task, completed=done, total=total))

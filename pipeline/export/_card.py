@@ -42,12 +42,14 @@ def _alignment(data: SessionData) -> dict[str, Any]:
 
 
 def write_card(root: Path, fmt: str, sessions: Sequence[SessionData], counts: dict[str, Any],
-               options: ExportOptions) -> None:
-    """Write `root/README.md`."""
+               options: ExportOptions, sent: dict[str, int]) -> None:
+    """Write `root/README.md`; `sent` lists files already uploaded (path -> bytes)."""
     frames = sum(s.labels.num_rows for s in sessions)
     duration = sum(float(s.labels["t"][-1].as_py() - s.labels["t"][0].as_py())
                    for s in sessions)
-    header = hub_metadata(fmt, root, sessions, options.license)
+    files = {p.relative_to(root).as_posix(): p.stat().st_size
+             for p in root.rglob("*") if p.is_file()} | sent
+    header = hub_metadata(fmt, root, sessions, options.license, files)
     timing = ("Rows are at a constant rate (info.json `fps`): each is the captured frame "
               "nearest its time, with its true capture time `capture_t` and its "
               "`source_frame_index`." if fmt == "lerobot" else

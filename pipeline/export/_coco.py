@@ -60,6 +60,7 @@ def export_coco(sessions: Sequence[SessionData], root: Path,
             image_id = len(images) + 1
             name = f"images/{key(s, frames[row])}.jpg"
             (root / name).write_bytes(jpeg(image))
+            options.finished(root / name)
             images.append({"id": image_id, "file_name": name, "width": image.shape[1],
                            "height": image.shape[0], "session": s.name, "split": s.split,
                            "frame_index": frames[row],

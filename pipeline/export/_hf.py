@@ -8,6 +8,7 @@ Features are written in the YAML form of `datasets.Features._to_yaml_list` (`dty
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,10 @@ def _splits(sessions: Sequence[SessionData]) -> dict[str, int]:
     return out
 
 
-def hub_metadata(fmt: str, root: Path, sessions: Sequence[SessionData],
-                 license_id: str) -> dict[str, Any]:
-    """The card's YAML header as a dict, for format `fmt` written at `root`."""
+def hub_metadata(fmt: str, root: Path, sessions: Sequence[SessionData], license_id: str,
+                 files: dict[str, int]) -> dict[str, Any]:
+    """The card's YAML header as a dict, for format `fmt` written at `root`; `files` are
+    the export's files (relative path -> bytes)."""
     from pipeline.export._parquet import SCHEMA as PARQUET_SCHEMA
 
     splits = _splits(sessions)
@@ -96,6 +98,8 @@ def hub_metadata(fmt: str, root: Path, sessions: Sequence[SessionData],
     meta["configs"] = [{"config_name": "default", "data_files": [
         {"split": name, "path": pattern.format(name)} for name in splits]}]
     meta["dataset_info"] = {"features": features, "splits": [
-        {"name": name, "num_bytes": sum(p.stat().st_size for p in root.glob(pattern.format(name))),
-         "num_examples": rows} for name, rows in splits.items()]}
+        {"name": name, "num_examples": rows,
+         "num_bytes": sum(size for rel, size in files.items()
+                          if fnmatch.fnmatch(rel, pattern.format(name)))}
+        for name, rows in splits.items()]}
     return meta

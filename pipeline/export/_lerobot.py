@@ -173,6 +173,7 @@ def export_lerobot(sessions: Sequence[SessionData], root: Path,
                 **{f"stats/{k}/{stat}": v for k, st in _stats(table, features).items()
                    for stat, v in st.items()}})
             index += n
+    options.finished(video_path)
     all_data = pa.concat_tables(data)
     _write_parquet(all_data, root / DATA_PATH.format(chunk_index=0, file_index=0))
     _write_parquet(pa.Table.from_pylist(episodes),

@@ -59,8 +59,9 @@ def export_parquet(sessions: Sequence[SessionData], root: Path,
         if batch:
             table = pa.Table.from_pylist(batch, schema=_schema())
             index = files.get(split, 0)
-            pq.write_table(table, root / FILE.format(split=split, index=index),
-                           row_group_size=256)
+            path = root / FILE.format(split=split, index=index)
+            pq.write_table(table, path, row_group_size=256)
+            options.finished(path)
             files[split], batch, batch_bytes = index + 1, [], 0
 
     for s in sessions:

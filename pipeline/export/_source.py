@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -36,6 +37,13 @@ class ExportOptions:
     seed: int = 0
     license: str = "other"  # the card's license (a Hub license id)
     on_image: Callable[[], None] | None = field(default=None, compare=False)  # per frame read
+    # called with each output file once it is complete (object storage uploads it)
+    on_file: Callable[[Path], None] | None = field(default=None, compare=False)
+
+    def finished(self, path: Path) -> None:
+        """Report a complete output file."""
+        if self.on_file is not None:
+            self.on_file(path)
 
 
 @dataclass(frozen=True)

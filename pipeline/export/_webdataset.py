@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ class ShardWriter:
     """Writes members into numbered tar shards, starting a new shard before one would pass
     `max_bytes` (a sample is never split across shards)."""
 
-    def __init__(self, root: Path, max_bytes: int, split: str = "train") -> None:
+    def __init__(self, root: Path, max_bytes: int, split: str = "train",
+                 finished: Callable[[Path], None] | None = None) -> None:
         self.root, self.max_bytes, self.split = root, max_bytes, split
+        self.finished = finished  # called with each shard once it is closed
         self.shards: list[Path] = []
         self._tar: tarfile.TarFile | None = None
         self._size = 0
@@ -52,6 +54,8 @@ class ShardWriter:
         if self._tar is not None:
             self._tar.close()
             self._tar = None
+            if self.finished is not None:
+                self.finished(self.shards[-1])
 
 
 def npy(values: np.ndarray) -> bytes:
@@ -63,14 +67,17 @@ def npy(values: np.ndarray) -> bytes:
 @register("webdataset")
 def export_webdataset(sessions: Sequence[SessionData], root: Path,
                       options: ExportOptions) -> dict[str, Any]:
-    """Write WebDataset tar shards `<split>-NNNNNN.tar` into `root`."""
+    """Write WebDataset tar shards `<split>-NNNNNN.tar` into `root` (sessions come grouped
+    by split, so one shard is open at a time)."""
     writers: dict[str, ShardWriter] = {}
     samples = 0
     try:
         for s in sessions:
             if s.split not in writers:
+                for done in writers.values():
+                    done.close()
                 writers[s.split] = ShardWriter(root, int(options.shard_mb * 1024 * 1024),
-                                               s.split)
+                                               s.split, options.finished)
             writer = writers[s.split]
             records = frame_records(s)
             for row, image in iter_images(s, options):
