@@ -2,11 +2,12 @@
 project: loads LeRobot exports with LeRobot itself and saves what it read to an .npz file for
 the tests to check, in one process (importing torch and lerobot takes seconds).
 
-    python lerobot_probe.py OUT ROOT PART_A PART_B
+    python lerobot_probe.py OUT ROOT PART_A PART_B [FOLDER...]
 
 OUT/load.npz: every item of ROOT with the default backend; delta.npz: every item with
 `delta_timestamps`; split.npz: every item of each part of `split_dataset` (episode 0 / the
-rest); merge.npz: every item of `merge_datasets` of PART_A and PART_B.
+rest); merge.npz: every item of `merge_datasets` of PART_A and PART_B; hub.npz: the
+split sizes of each FOLDER (WebDataset, Parquet) loaded with `datasets.load_dataset`.
 """
 
 from __future__ import annotations
@@ -79,8 +80,21 @@ def merge(roots: list[Path], work: Path) -> dict[str, np.ndarray]:
     return {"fps": np.array(reopened.fps), **_items(reopened)}
 
 
+def hub(folders: list[Path], cache: Path) -> dict[str, np.ndarray]:
+    """Each folder loaded by this environment's `datasets` (4.8) from its card."""
+    import datasets
+
+    out = {}
+    for folder in folders:
+        loaded = datasets.load_dataset(str(folder), cache_dir=str(cache))
+        for split, ds in loaded.items():
+            out[f"{folder.name}.{split}"] = np.array(len(ds))
+    return out
+
+
 def main() -> None:
     out, root, part_a, part_b = (Path(p) for p in sys.argv[1:5])
+    np.savez(out / "hub.npz", **hub([Path(p) for p in sys.argv[5:]], out / "hf-cache"))
     np.savez(out / "load.npz", **load(root))
     np.savez(out / "delta.npz", **delta(root))
     np.savez(out / "split.npz", **split(root, out / "split"))

@@ -1,6 +1,8 @@
 """The LeRobot export loaded by the real `lerobot` (0.6, Python 3.12, its own torch and
 torchcodec) in the isolated environment scripts/lerobot-env.sh builds, found through
-STPE_LEROBOT_PYTHON. Skipped locally without it, a failure in CI (CI=true).
+STPE_LEROBOT_PYTHON; that environment's `datasets` 4.8 also loads the WebDataset and
+Parquet exports (the project's own environment checks `datasets` 5). Skipped locally
+without it, a failure in CI (CI=true).
 
 What LeRobot read is checked against files walked with pyarrow and against an independent
 oracle of the resampling, never through pipeline.export's own readers."""
@@ -17,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from capture import Session
-from pipeline.export import export_sessions
+from pipeline.export import ExportOptions, export_sessions
 from pipeline.labels import read_labels
 from tests.pipeline.export_kit import SIZE, STRIP, jittered, labelled, nearest_oracle
 from tests.pipeline.session_kit import frame_image
@@ -52,19 +54,28 @@ def probed(tmp_path_factory):
     export_sessions(paths, "lerobot", work / "both")
     export_sessions(paths[:1], "lerobot", work / "a")
     export_sessions(paths[1:], "lerobot", work / "b")
+    hub = [work / "webdataset", work / "parquet"]
+    for folder in hub:
+        export_sessions(paths, folder.name, folder,
+                        ExportOptions(splits=(("train", 0.5), ("test", 0.5))))
     out = work / "probe"
     out.mkdir()
     subprocess.run([str(python), str(PROBE), str(out), str(work / "both"), str(work / "a"),
-                    str(work / "b")], check=True, env=_env(work), timeout=900)
+                    str(work / "b"), *map(str, hub)], check=True, env=_env(work), timeout=900)
     read = {name: dict(np.load(out / f"{name}.npz")) for name in
-            ("load", "delta", "split", "merge")}
+            ("load", "delta", "split", "merge", "hub")}
     return {"python": python, "work": work, "sessions": paths, **read}
+
+
+def _oracle_rows(path):
+    """The labels rows with state: the frames every format exports."""
+    labels = read_labels(Session.open(path))
+    return labels.filter(labels["K"].is_valid())
 
 
 def _oracle(path):
     """(source frame index per row, its capture time) by the brute-force oracle."""
-    labels = read_labels(Session.open(path))
-    labels = labels.filter(labels["K"].is_valid())
+    labels = _oracle_rows(path)
     t = labels["t"].to_numpy()
     nearest = nearest_oracle(t, FPS)
     return labels["frame_index"].to_numpy()[nearest], t[nearest]
@@ -170,3 +181,11 @@ def test_lerobot_dataset_viz_loads_an_episode(probed, tmp_path):
     info = json.loads((probed["work"] / "both/meta/info.json").read_text())
     assert info["total_episodes"] == 2
     assert (tmp_path / "local_stpe_episode_1.rrd").stat().st_size > 10_000
+
+
+def test_datasets_4_8_loads_webdataset_and_parquet_from_their_cards(probed):
+    sizes = {k: int(v) for k, v in probed["hub"].items()}
+    frames = [len(_oracle_rows(p)) for p in probed["sessions"]]
+    for fmt in ("webdataset", "parquet"):
+        assert sorted([sizes[f"{fmt}.train"], sizes[f"{fmt}.test"]]) == sorted(frames)
+
