@@ -4,7 +4,7 @@ would write by hand on the same frames, the constant-rate resampling against pan
 the target is >= 0.8 of the floor.
 
     python benchmarks/export.py [--frames 300] [--size 640x360] [--repeat 3]
-    python benchmarks/export.py --rss --size 1920x1080 --frames 150,600
+    python benchmarks/export.py --rss --size 1920x1080 --frames 150,600 [--formats parquet]
 
 Floors: LeRobot = decode and re-encode at a constant rate with raw PyAV, LeRobot's encoder
 settings (keyframe every 2 frames); WebDataset = decode, JPEG, tarfile; Parquet = decode,
@@ -159,10 +159,11 @@ print(int(status.split()[0]))
 """
 
 
-def peak_rss(work: Path, lengths: list[int], width: int, height: int) -> None:
+def peak_rss(work: Path, lengths: list[int], width: int, height: int,
+             formats: list[str]) -> None:
     root = Path(__file__).resolve().parents[1]
     print(f"peak RSS of one export in a child process, {width}x{height}")
-    for fmt in ("lerobot", "webdataset", "parquet", "coco"):
+    for fmt in formats:
         points = []
         for n in lengths:
             path = work / f"rss-{n}" / "s1"
@@ -190,13 +191,14 @@ def main() -> None:
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rss", action="store_true", help="peak memory of long exports")
+    parser.add_argument("--formats", default=",".join(FLOORS), help="for --rss")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     work = Path(tempfile.mkdtemp(prefix="stpe-bench-"))
     try:
         lengths = [int(v) for v in args.frames.split(",")]
         if args.rss:
-            peak_rss(work, lengths, width, height)
+            peak_rss(work, lengths, width, height, args.formats.split(","))
         else:
             throughput(work, lengths[0], width, height, args.repeat)
     finally:

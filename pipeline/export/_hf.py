@@ -48,7 +48,7 @@ def yaml_features(schema: pa.Schema, images: Sequence[str] = ()) -> list[dict[st
 
 
 def record_type(labels: pa.Schema) -> pa.DataType:
-    """The arrow type of a WebDataset `{key}.json` record (`_records.frame_records`): state
+    """The arrow type of a WebDataset `{key}.json` record (`_records.iter_records`): state
     and action keys in vector order, then the labels in labels.parquet order."""
     named = pa.struct([(n, pa.float32()) for n in STATE_NAMES])
     actions = pa.struct([(n, pa.float32()) for n in ACTION_NAMES])

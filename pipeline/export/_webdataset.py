@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.export._records import frame_records, jpeg, key
+from pipeline.export._records import iter_records, jpeg, key
 from pipeline.export._registry import register
 from pipeline.export._source import ExportOptions, SessionData, iter_images
 
@@ -79,9 +79,8 @@ def export_webdataset(sessions: Sequence[SessionData], root: Path,
                 writers[s.split] = ShardWriter(root, int(options.shard_mb * 1024 * 1024),
                                                s.split, options.finished)
             writer = writers[s.split]
-            records = frame_records(s)
-            for row, image in iter_images(s, options):
-                record = records[row]
+            for (row, image), record in zip(iter_images(s, options), iter_records(s),
+                                            strict=True):
                 k = key(s, record["frame_index"])
                 vector = np.concatenate([s.state[row], s.action[row]])
                 writer.write([

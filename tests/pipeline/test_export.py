@@ -99,6 +99,19 @@ def test_parquet_loads_with_datasets(sessions, tmp_path):
     assert json.loads(row["labels"])["method"] == "timecode"
 
 
+def test_parquet_files_split_at_the_shard_size(sessions, tmp_path):
+    out = tmp_path / "pq"
+    counts = export_sessions(sessions, "parquet", out, ExportOptions(shard_mb=0.2))
+    files = sorted(out.glob("data/train-*.parquet"))
+    assert counts["files"] == len(files) > 2
+    images = [sum(len(r["bytes"]) for r in pq.read_table(f)["image"].to_pylist())
+              for f in files]
+    assert max(images) <= 0.2 * 1024 * 1024
+    frames = [pq.read_table(f, columns=["session", "frame_index"]).to_pylist() for f in files]
+    flat = [(r["session"], r["frame_index"]) for rows in frames for r in rows]
+    assert flat == [(f"s{i}", k) for i in (1, 2) for k in range(N - 1)]
+
+
 def test_coco_boxes_and_tracks_match_the_labels(sessions, tmp_path):
     out = tmp_path / "coco"
     export_sessions(sessions[:1], "coco", out)
