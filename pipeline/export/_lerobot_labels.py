@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.export._lerobot_meta import Feature
 
 MAX_BOXES = 8
+BATCH = 1024  # rows turned into Python objects at once
 NO_CHARACTER = "No character is present."
 
 
@@ -29,13 +31,16 @@ def state_caption(row: dict[str, Any]) -> str:
     return f"The character {verb} {direction}."
 
 
-def _array(values: list[Any], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n, width) values, 0 where missing, and whether each row has one. Missing values
-    are not NaN: LeRobot's merge turns NaN inside a list into null, which it cannot load."""
-    out, valid = np.zeros((len(values), width)), np.zeros(len(values), bool)
-    for i, v in enumerate(values):
-        if v is not None and not any(np.isnan(v)):
-            out[i], valid[i] = v, True
+def _array(column: pa.ChunkedArray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, width) values of a list column, 0 where missing, and whether each row has one
+    (without Python objects per row). Missing values are not NaN: LeRobot's merge turns NaN
+    inside a list into null, which it cannot load."""
+    column = column.combine_chunks()
+    filled = pc.fill_null(column, pa.scalar([np.nan] * width, type=column.type))
+    out = pc.list_flatten(filled).to_numpy(zero_copy_only=False).astype(np.float64)
+    out = out.reshape(len(column), width)
+    valid = column.is_valid().to_numpy(zero_copy_only=False) & ~np.isnan(out).any(axis=1)
+    out[~valid] = 0.0
     return out, valid
 
 
@@ -46,26 +51,28 @@ def label_columns(labels: pa.Table, rows: np.ndarray) -> dict[str, np.ndarray | 
     caption."""
     taken = labels.select(["K", "T_cam_world", "root_px", "objects", "caption",
                            "move_dir_cam", "speed", "grounded"]).take(pa.array(rows))
-    objects = taken["objects"].to_pylist()
     boxes = np.zeros((len(rows), MAX_BOXES, 4), np.float32)  # flattened below
-    ids, count = [], np.zeros(len(rows), np.int64)
-    for i, frame in enumerate(objects):
-        shown = [o for o in frame or [] if o["on_screen"]][:MAX_BOXES]
-        for j, o in enumerate(shown):
-            boxes[i, j] = o["box_xyxy"]
-        ids.append(json.dumps([o["id"] for o in shown]))
-        count[i] = len(shown)
-    records = taken.select(["move_dir_cam", "speed", "grounded"]).to_pylist()
-    root_px, root_visible = _array(taken["root_px"].to_pylist(), 2)
+    ids, count, tasks = [], np.zeros(len(rows), np.int64), []
+    for start in range(0, len(rows), BATCH):  # Python objects for one batch at a time
+        part = taken.slice(start, BATCH)
+        for i, frame in enumerate(part["objects"].to_pylist(), start):
+            shown = [o for o in frame or [] if o["on_screen"]][:MAX_BOXES]
+            for j, o in enumerate(shown):
+                boxes[i, j] = o["box_xyxy"]
+            ids.append(json.dumps([o["id"] for o in shown]))
+            count[i] = len(shown)
+        tasks += [state_caption(r) for r in
+                  part.select(["move_dir_cam", "speed", "grounded"]).to_pylist()]
+    root_px, root_visible = _array(taken["root_px"], 2)
     return {
-        "observation.K": _array(taken["K"].to_pylist(), 9)[0],
-        "observation.T_cam_world": _array(taken["T_cam_world"].to_pylist(), 16)[0],
+        "observation.K": _array(taken["K"], 9)[0],
+        "observation.T_cam_world": _array(taken["T_cam_world"], 16)[0],
         "observation.root_px": root_px, "observation.root_visible": root_visible,
         "observation.boxes": boxes.reshape(len(rows), MAX_BOXES * 4),
         "observation.box_count": count,
         "observation.box_ids": ids,
         "caption": [c or "" for c in taken["caption"].to_pylist()],
-        "task": [state_caption(r) for r in records],
+        "task": tasks,
     }
 
 

@@ -141,3 +141,30 @@ def test_sessions_at_different_rates_need_one_rate(sessions, tmp_path):
     counts = export_sessions([sessions[0], other], "lerobot", tmp_path / "y",
                              ExportOptions(fps_cap=15))
     assert counts["fps"] == 15
+
+
+def test_frames_without_a_character_get_zero_root_and_no_task_motion(sessions):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipeline.export._lerobot_labels import NO_CHARACTER, label_columns
+
+    labels = _kept_labels(sessions[1])
+    gone = np.zeros(labels.num_rows, bool)
+    gone[[2, 5]] = True
+    mask = pa.array(gone)
+    root = labels["root_px"].combine_chunks()
+    labels = labels.set_column(labels.schema.get_field_index("root_px"), "root_px",
+                               pc.if_else(mask, pa.nulls(len(root), root.type), root))
+    speed = labels["speed"].combine_chunks()
+    labels = labels.set_column(labels.schema.get_field_index("speed"), "speed",
+                               pc.if_else(mask, pa.nulls(len(speed), speed.type), speed))
+    rows = np.array([0, 2, 2, 5, 6])
+    got = label_columns(labels, rows)
+    expected = labels["root_px"].to_pylist()
+    assert got["observation.root_visible"].tolist() == [True, False, False, False, True]
+    assert got["observation.root_px"][[1, 2, 3]].tolist() == [[0.0, 0.0]] * 3
+    assert got["observation.root_px"][4].tolist() == expected[6]
+    assert got["observation.K"][1].tolist() == labels["K"][2].as_py()
+    assert [got["task"][i] == NO_CHARACTER for i in range(5)] == [False, True, True, True,
+                                                                   False]
