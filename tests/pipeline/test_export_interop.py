@@ -26,6 +26,8 @@ from tests.pipeline.session_kit import frame_image
 
 PROBE = Path(__file__).with_name("lerobot_probe.py")
 FPS = 30
+# the first test also pays for the probe (torch import, every LeRobot operation): minutes
+pytestmark = pytest.mark.timeout(900)
 
 
 def lerobot_python() -> Path:
