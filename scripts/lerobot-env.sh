@@ -3,11 +3,20 @@
 # interop tests load the LeRobot export with LeRobot itself (lerobot needs Python >= 3.12 and
 # its own torch, which must never enter the project's venv). Prints the environment's python.
 # The folder is keyed by the pinned versions, so a pin change builds a new one and a rerun
-# reuses it. Usage: eval "export STPE_LEROBOT_PYTHON=$(bash scripts/lerobot-env.sh)"
+# reuses it. Usage: export STPE_LEROBOT_PYTHON="$(bash scripts/lerobot-env.sh)"
 set -euo pipefail
 LEROBOT=0.6.1 TORCH=2.10.0 TORCHVISION=0.25.0 TORCHCODEC=0.10.0 DATASETS=4.8.4 RERUN=0.26.2
 root="${STPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stpe}"
 env="$root/lerobot-$LEROBOT-torch-$TORCH-torchcodec-$TORCHCODEC-datasets-$DATASETS-rerun-$RERUN-py312"
+if [ -f "$env/.complete" ]; then
+  echo "$env/bin/python"
+  exit 0
+fi
+mkdir -p "$root"
+if command -v flock >/dev/null; then  # one build at a time; a waiting run reuses it
+  exec 9>"$root/.build.lock"
+  flock 9
+fi
 if [ -f "$env/.complete" ]; then
   echo "$env/bin/python"
   exit 0
@@ -21,7 +30,6 @@ if [ -z "$py" ]; then
   done
 fi
 [ -n "$py" ] || { echo "lerobot-env: no Python 3.12 found (set PYTHON312)" >&2; exit 1; }
-mkdir -p "$root"
 rm -rf "$env"
 start=$(date +%s)
 "$py" -m venv "$env"
