@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline._errors import PipelineError
@@ -123,15 +124,17 @@ def _episode_table(s: SessionData, rows: np.ndarray, fps: int, ep: int, start: i
 
 
 def _stats(table: pa.Table, features: dict[str, Feature]) -> dict[str, dict[str, list[Any]]]:
+    """LeRobot statistics of every numeric column (flat fixed-size lists and scalars)."""
     out = {}
     for name in table.column_names:
         if name in STRING_FEATURES:
             continue
-        values = np.stack(table[name].to_numpy(zero_copy_only=False)) \
-            if features[name].shape != [1] else table[name].to_numpy()[:, None]
-        if values.dtype == object:
-            values = np.stack([np.stack(v) for v in values])
-        out[name] = vector_stats(values, tuple(features[name].shape))
+        column = table[name].combine_chunks()
+        width = features[name].shape[0]
+        values = pc.list_flatten(column) if width > 1 or pa.types.is_list(column.type) \
+            or pa.types.is_fixed_size_list(column.type) else column
+        out[name] = vector_stats(values.to_numpy(zero_copy_only=False).reshape(len(column), -1),
+                                 tuple(features[name].shape))
     return out
 
 

@@ -16,11 +16,10 @@ def nearest_rows(t: np.ndarray, fps: int) -> np.ndarray:
     the nearest time in `t` (sorted); ties go to the earlier frame."""
     t = np.asarray(t, dtype=np.float64)
     count = int(np.floor((t[-1] - t[0]) * fps + 1e-9)) + 1
-    wanted = t[0] + np.arange(count) / fps
-    right = np.clip(np.searchsorted(t, wanted), 1, len(t) - 1) if len(t) > 1 else \
-        np.zeros(count, dtype=np.int64)
     if len(t) == 1:
-        return right
+        return np.zeros(count, dtype=np.int64)
+    wanted = t[0] + np.arange(count) / fps
+    right = np.clip(np.searchsorted(t, wanted), 1, len(t) - 1)
     left = right - 1
     return np.where(wanted - t[left] <= t[right] - wanted, left, right).astype(np.int64)
 

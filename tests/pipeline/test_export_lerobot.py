@@ -168,3 +168,16 @@ def test_frames_without_a_character_get_zero_root_and_no_task_motion(sessions):
     assert got["observation.K"][1].tolist() == labels["K"][2].as_py()
     assert [got["task"][i] == NO_CHARACTER for i in range(5)] == [False, True, True, True,
                                                                    False]
+
+
+def test_stats_describe_the_rows_as_written(export):
+    data = pq.read_table(export / "data/chunk-000/file-000.parquet")
+    stats = json.loads((export / "meta/stats.json").read_text())
+    for name in ("observation.state", "observation.K", "observation.boxes", "timestamp",
+                 "source_frame_index"):
+        column = data[name].to_pylist()
+        values = np.array([v if isinstance(v, list) else [v] for v in column], np.float64)
+        np.testing.assert_allclose(stats[name]["mean"], values.mean(0), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(stats[name]["max"], values.max(0))
+        assert stats[name]["count"] == [data.num_rows]
+    assert "caption" not in stats and "observation.box_ids" not in stats
