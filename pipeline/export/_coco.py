@@ -1,4 +1,4 @@
-"""COCO instances: `annotations.json` with a box per visible object (the character and
+"""COCO instances: `annotations_<split>.json` with a box per visible object (the character and
 every tagged entity), a `track_id` per object id across frames, and the frames as JPEG
 files in `images/`. Masks (RLE) are added when the session's `annotations/segment/`
 holds rows for the same frame and object; unrecognised annotation files are skipped."""
@@ -48,7 +48,8 @@ def segment_masks(data: SessionData) -> dict[tuple[int, str], dict[str, Any]]:
 @register("coco")
 def export_coco(sessions: Sequence[SessionData], root: Path,
                 options: ExportOptions) -> dict[str, Any]:
-    """Write `root/annotations.json` and `root/images/*.jpg`."""
+    """Write `root/annotations_<split>.json` and `root/images/*.jpg`; ids and categories
+    are shared by the splits."""
     (root / "images").mkdir()
     images, annotations, categories, tracks = [], [], {"character": 1}, {}
     for s in sessions:
@@ -59,8 +60,9 @@ def export_coco(sessions: Sequence[SessionData], root: Path,
             image_id = len(images) + 1
             name = f"images/{key(s, frames[row])}.jpg"
             (root / name).write_bytes(jpeg(image))
+            options.finished(root / name)
             images.append({"id": image_id, "file_name": name, "width": image.shape[1],
-                           "height": image.shape[0], "session": s.name,
+                           "height": image.shape[0], "session": s.name, "split": s.split,
                            "frame_index": frames[row],
                            "t": s.labels["t"][row].as_py()})
             for obj in objects[row]:
@@ -79,10 +81,14 @@ def export_coco(sessions: Sequence[SessionData], root: Path,
                 if mask is not None:
                     ann["segmentation"] = mask
                 annotations.append(ann)
-    coco = {"info": {"description": "STPE ground-truth boxes", "version": "1.0"},
-            "images": images, "annotations": annotations,
-            "categories": [{"id": i, "name": n, "supercategory": "object"}
-                           for n, i in categories.items()]}
-    (root / "annotations.json").write_text(json.dumps(coco, sort_keys=True))
+    split_of = {i["id"]: i["split"] for i in images}
+    for split in dict.fromkeys(s.split for s in sessions):
+        coco = {"info": {"description": f"STPE ground-truth boxes ({split})",
+                         "version": "1.0"},
+                "images": [i for i in images if i["split"] == split],
+                "annotations": [a for a in annotations if split_of[a["image_id"]] == split],
+                "categories": [{"id": i, "name": n, "supercategory": "object"}
+                               for n, i in categories.items()]}
+        (root / f"annotations_{split}.json").write_text(json.dumps(coco, sort_keys=True))
     return {"images": len(images), "annotations": len(annotations),
             "tracks": len(tracks), "masks": sum("segmentation" in a for a in annotations)}

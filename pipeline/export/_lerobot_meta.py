@@ -66,15 +66,22 @@ class Stats(Strict):
     q99: list[Any] | None = None
 
 
-def vector_stats(values: np.ndarray) -> dict[str, list[Any]]:
-    """LeRobot statistics of an (n, d) array, per dimension."""
+def vector_stats(values: np.ndarray, shape: tuple[int, ...] | None = None
+                 ) -> dict[str, list[Any]]:
+    """LeRobot statistics of an (n, ...) array, per dimension, shaped `shape` (default:
+    flat)."""
     values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    shape = shape or (values.shape[1],)
+
+    def shaped(v: np.ndarray) -> list[Any]:
+        return v.reshape(shape).tolist()
+
     out: dict[str, list[Any]] = {
-        "min": values.min(0).tolist(), "max": values.max(0).tolist(),
-        "mean": values.mean(0).tolist(), "std": values.std(0).tolist(),
+        "min": shaped(values.min(0)), "max": shaped(values.max(0)),
+        "mean": shaped(values.mean(0)), "std": shaped(values.std(0)),
         "count": [len(values)]}
     for q in QUANTILES:
-        out[f"q{round(q * 100):02d}"] = np.quantile(values, q, axis=0).tolist()
+        out[f"q{round(q * 100):02d}"] = shaped(np.quantile(values, q, axis=0))
     return out
 
 

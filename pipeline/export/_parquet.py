@@ -14,12 +14,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.export._records import frame_records, jpeg
+from pipeline.export._records import iter_records, jpeg
 from pipeline.export._registry import register
 from pipeline.export._source import ExportOptions, SessionData, iter_images
 from pipeline.export._vectors import ACTION_NAMES, STATE_NAMES
 
-FILE = "data/train-{:05d}.parquet"
+FILE = "data/{split}-{index:05d}.parquet"
+ROW_GROUP = 64
 SCHEMA = pa.schema([
     ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
     ("session", pa.string()), ("frame_index", pa.int64()), ("t", pa.float64()),
@@ -45,34 +46,62 @@ def _schema() -> pa.Schema:
     return SCHEMA.with_metadata(meta)
 
 
+class _Files:
+    """Parquet files of one split at a time, written row group by row group (memory holds
+    one group of JPEGs), a new file before one would pass `limit` bytes of images."""
+
+    def __init__(self, root: Path, limit: float, options: ExportOptions) -> None:
+        self.root, self.limit, self.options = root, limit, options
+        self.files: dict[str, int] = {}
+        self.split, self.group, self.size = "", [], 0.0
+        self.writer: pq.ParquetWriter | None = None
+        self.path: Path | None = None
+
+    def add(self, split: str, row: dict[str, Any]) -> None:
+        size = len(row["image"]["bytes"])
+        if split != self.split or (self.size > 0 and self.size + size > self.limit):
+            self.close()
+            self.split = split
+        self.group.append(row)
+        self.size += size
+        if len(self.group) == ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.group:
+            return
+        if self.writer is None:
+            index = self.files.get(self.split, 0)
+            self.path = self.root / FILE.format(split=self.split, index=index)
+            self.writer = pq.ParquetWriter(self.path, _schema())
+            self.files[self.split] = index + 1
+        self.writer.write_table(pa.Table.from_pylist(self.group, schema=_schema()))
+        self.group = []
+
+    def close(self) -> None:
+        self._flush()
+        if self.writer is not None:
+            self.writer.close()
+            self.options.finished(self.path)
+        self.writer, self.size = None, 0.0
+
+
 @register("parquet")
 def export_parquet(sessions: Sequence[SessionData], root: Path,
                    options: ExportOptions) -> dict[str, Any]:
-    """Write `root/data/train-NNNNN.parquet` files of labelled frames."""
+    """Write `root/data/<split>-NNNNN.parquet` files of labelled frames."""
     (root / "data").mkdir()
-    limit = options.shard_mb * 1024 * 1024
-    files, rows, batch, batch_bytes = 0, 0, [], 0
-
-    def flush() -> None:
-        nonlocal files, batch, batch_bytes
-        if batch:
-            table = pa.Table.from_pylist(batch, schema=_schema())
-            pq.write_table(table, root / FILE.format(files), row_group_size=256)
-            files, batch, batch_bytes = files + 1, [], 0
-
+    files = _Files(root, options.shard_mb * 1024 * 1024, options)
+    rows = 0
     for s in sessions:
-        records = frame_records(s)
-        for row, image in iter_images(s, options):
-            r = records[row]
+        for (_, image), r in zip(iter_images(s, options), iter_records(s), strict=True):
             data = jpeg(image)
-            if batch and batch_bytes + len(data) > limit:
-                flush()
-            batch.append({
+            files.add(s.split, {
                 "image": {"bytes": data, "path": f"{s.name}/{r['frame_index']:06d}.jpg"},
                 "session": s.name, "frame_index": r["frame_index"], "t": r["t"],
-                "observation.state": s.state[row].tolist(), "action": s.action[row].tolist(),
+                "observation.state": list(r["state"].values()),
+                "action": list(r["action"].values()),
                 "caption": r["caption"], "labels": json.dumps(r["labels"], sort_keys=True)})
-            batch_bytes += len(data)
             rows += 1
-    flush()
-    return {"rows": rows, "files": files}
+    files.close()
+    return {"rows": rows, "files": sum(files.files.values())}

@@ -4,6 +4,7 @@ JSON-ready dict of its state, action, labels and caption."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -35,18 +36,21 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def frame_records(data: SessionData) -> list[dict[str, Any]]:
-    """One record per kept frame: session, frame_index, t, state, action, labels, caption."""
-    out = []
-    for i, row in enumerate(data.labels.to_pylist()):
-        out.append(_clean({
-            "session": data.name, "frame_index": row["frame_index"], "t": row["t"],
-            "state": dict(zip(STATE_NAMES, data.state[i].tolist(), strict=True)),
-            "action": dict(zip(ACTION_NAMES, data.action[i].tolist(), strict=True)),
-            "labels": {k: v for k, v in row.items()
-                       if k not in ("frame_index", "t", "caption")},
-            "caption": row["caption"]}))
-    return out
+def iter_records(data: SessionData, batch: int = 256) -> Iterator[dict[str, Any]]:
+    """One record per kept frame, in order (session, frame_index, t, state, action,
+    labels, caption), built a batch of rows at a time so memory does not grow with the
+    session's length."""
+    i = 0
+    for chunk in data.labels.to_batches(max_chunksize=batch):
+        for row in chunk.to_pylist():
+            yield _clean({
+                "session": data.name, "frame_index": row["frame_index"], "t": row["t"],
+                "state": dict(zip(STATE_NAMES, data.state[i].tolist(), strict=True)),
+                "action": dict(zip(ACTION_NAMES, data.action[i].tolist(), strict=True)),
+                "labels": {k: v for k, v in row.items()
+                           if k not in ("frame_index", "t", "caption")},
+                "caption": row["caption"]})
+            i += 1
 
 
 def key(data: SessionData, frame_index: int) -> str:

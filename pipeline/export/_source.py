@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -28,10 +29,21 @@ STRIP_CELL_PX = 8.0
 class ExportOptions:
     """Options shared by every format."""
 
-    timecode: Timecode = "keep"
+    timecode: Timecode = "mask"
     shard_mb: float = 256.0
     fps_cap: float | None = None
+    gop: int = 2  # keyframe interval of LeRobot video, as LeRobot's own encoder
+    splits: tuple[tuple[str, float], ...] = (("train", 1.0),)
+    seed: int = 0
+    license: str = "other"  # the card's license (a Hub license id)
     on_image: Callable[[], None] | None = field(default=None, compare=False)  # per frame read
+    # called with each output file once it is complete (object storage uploads it)
+    on_file: Callable[[Path], None] | None = field(default=None, compare=False)
+
+    def finished(self, path: Path) -> None:
+        """Report a complete output file."""
+        if self.on_file is not None:
+            self.on_file(path)
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class SessionData:
     size: tuple[int, int]  # width, height of the exported images
     summary: dict[str, Any]
     events: list[dict[str, Any]]
+    split: str = "train"
 
     @property
     def name(self) -> str:

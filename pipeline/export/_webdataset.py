@@ -7,31 +7,33 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.export._records import frame_records, jpeg, key
+from pipeline.export._records import iter_records, jpeg, key
 from pipeline.export._registry import register
 from pipeline.export._source import ExportOptions, SessionData, iter_images
 
-SHARD = "shard-{:06d}.tar"
+SHARD = "{split}-{index:06d}.tar"
 
 
 class ShardWriter:
     """Writes members into numbered tar shards, starting a new shard before one would pass
     `max_bytes` (a sample is never split across shards)."""
 
-    def __init__(self, root: Path, max_bytes: int) -> None:
-        self.root, self.max_bytes = root, max_bytes
+    def __init__(self, root: Path, max_bytes: int, split: str = "train",
+                 finished: Callable[[Path], None] | None = None) -> None:
+        self.root, self.max_bytes, self.split = root, max_bytes, split
+        self.finished = finished  # called with each shard once it is closed
         self.shards: list[Path] = []
         self._tar: tarfile.TarFile | None = None
         self._size = 0
 
     def _open(self) -> tarfile.TarFile:
-        path = self.root / SHARD.format(len(self.shards))
+        path = self.root / SHARD.format(split=self.split, index=len(self.shards))
         self.shards.append(path)
         self._size = 1024  # the end-of-archive blocks
         return tarfile.open(path, "w", format=tarfile.USTAR_FORMAT)
@@ -52,6 +54,8 @@ class ShardWriter:
         if self._tar is not None:
             self._tar.close()
             self._tar = None
+            if self.finished is not None:
+                self.finished(self.shards[-1])
 
 
 def npy(values: np.ndarray) -> bytes:
@@ -63,21 +67,28 @@ def npy(values: np.ndarray) -> bytes:
 @register("webdataset")
 def export_webdataset(sessions: Sequence[SessionData], root: Path,
                       options: ExportOptions) -> dict[str, Any]:
-    """Write WebDataset tar shards into `root`."""
-    writer = ShardWriter(root, int(options.shard_mb * 1024 * 1024))
+    """Write WebDataset tar shards `<split>-NNNNNN.tar` into `root` (sessions come grouped
+    by split, so one shard is open at a time)."""
+    writers: dict[str, ShardWriter] = {}
     samples = 0
     try:
         for s in sessions:
-            records = frame_records(s)
-            for row, image in iter_images(s, options):
-                record = records[row]
+            if s.split not in writers:
+                for done in writers.values():
+                    done.close()
+                writers[s.split] = ShardWriter(root, int(options.shard_mb * 1024 * 1024),
+                                               s.split, options.finished)
+            writer = writers[s.split]
+            for (row, image), record in zip(iter_images(s, options), iter_records(s),
+                                            strict=True):
                 k = key(s, record["frame_index"])
                 vector = np.concatenate([s.state[row], s.action[row]])
                 writer.write([
                     (f"{k}.jpg", jpeg(image)),
-                    (f"{k}.json", json.dumps(record, sort_keys=True).encode()),
+                    (f"{k}.json", json.dumps(record).encode()),  # keys in vector order
                     (f"{k}.vector.npy", npy(vector))])
                 samples += 1
     finally:
-        writer.close()
-    return {"samples": samples, "shards": len(writer.shards)}
+        for writer in writers.values():
+            writer.close()
+    return {"samples": samples, "shards": sum(len(w.shards) for w in writers.values())}

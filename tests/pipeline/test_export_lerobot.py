@@ -1,0 +1,183 @@
+"""The LeRobot export read back by walking its files: constant-rate resampling against a
+brute-force oracle, the video's frame times and keyframes, and the label features joined
+back to labels.parquet. (tests/pipeline/test_export_interop.py loads it with LeRobot.)"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from capture import Session
+from pipeline._errors import PipelineError
+from pipeline.export import ExportOptions, export_sessions
+from pipeline.export._resample import nearest_rows
+from pipeline.labels import read_labels
+from tests.pipeline.export_kit import jittered, labelled, nearest_oracle
+
+VIDEO = "videos/observation.images.main/chunk-000/file-000.mp4"
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    parent = tmp_path_factory.mktemp("lr-sessions")
+    return [labelled(parent, "s1", jittered(40, 0.0013, drop_every=7)),
+            labelled(parent, "s2", jittered(30, 0.0021))]
+
+
+@pytest.fixture(scope="module")
+def export(sessions, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lr") / "ds"
+    export_sessions(sessions, "lerobot", out)
+    return out
+
+
+def _kept_labels(path):
+    labels = read_labels(Session.open(path))
+    return labels.filter(labels["K"].is_valid())
+
+
+def test_rows_are_the_nearest_captured_frames_at_the_nominal_rate(export, sessions):
+    info = json.loads((export / "meta/info.json").read_text())
+    assert info["fps"] == 30  # the capture rate, not the measured mean (~26 with drops)
+    data = pq.read_table(export / "data/chunk-000/file-000.parquet")
+    episodes = pq.read_table(export / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    assert data.schema.field("timestamp").type == "double"
+    start = 0
+    for ep, path in enumerate(sessions):
+        labels = _kept_labels(path)
+        t = labels["t"].to_numpy()
+        nearest = nearest_oracle(t, 30)
+        rows = data.slice(start, len(nearest))
+        assert episodes[ep]["dataset_from_index"] == start
+        assert episodes[ep]["dataset_to_index"] == start + len(nearest)
+        assert rows["episode_index"].to_pylist() == [ep] * len(nearest)
+        assert rows["frame_index"].to_pylist() == list(range(len(nearest)))
+        assert rows["index"].to_pylist() == list(range(start, start + len(nearest)))
+        np.testing.assert_array_equal(rows["timestamp"].to_numpy(),
+                                      [k / 30 for k in range(len(nearest))])
+        frames = labels["frame_index"].to_numpy()
+        assert rows["source_frame_index"].to_pylist() == frames[nearest].tolist()
+        np.testing.assert_array_equal(rows["capture_t"].to_numpy(), t[nearest])
+        start += len(nearest)
+    assert start == data.num_rows == info["total_frames"]
+    # the dropped grabs of s1 show as repeated source frames
+    assert len(set(data["source_frame_index"].to_pylist()[:49])) == 39
+
+
+def test_video_is_constant_rate_with_lerobot_keyframes(export):
+    data = pq.read_table(export / "data/chunk-000/file-000.parquet")
+    episodes = pq.read_table(export / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    with av.open(str(export / VIDEO)) as container:
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        pts = sorted(float(p.pts * stream.time_base) for p in packets)
+        keys = [p.is_keyframe for p in sorted(packets, key=lambda p: p.pts)]
+    assert len(pts) == data.num_rows
+    start = np.array([episodes[e]["videos/observation.images.main/from_timestamp"]
+                      for e in data["episode_index"].to_pylist()])
+    np.testing.assert_allclose(pts, start + data["timestamp"].to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(pts, np.arange(len(pts)) / 30, atol=1e-9)
+    assert keys == [i % 2 == 0 for i in range(len(keys))]
+
+
+def test_gop_option_sets_the_keyframe_interval(sessions, tmp_path):
+    export_sessions(sessions[:1], "lerobot", tmp_path / "g", ExportOptions(gop=10))
+    with av.open(str(tmp_path / "g" / VIDEO)) as container:
+        keys = [p.is_keyframe for p in container.demux(container.streams.video[0]) if p.size]
+    assert keys == [i % 10 == 0 for i in range(len(keys))]
+    with pytest.raises(PipelineError, match="--gop"):
+        export_sessions(sessions[:1], "lerobot", tmp_path / "bad", ExportOptions(gop=0))
+
+
+def test_labels_are_features_joined_by_source_frame(export, sessions):
+    data = pq.read_table(export / "data/chunk-000/file-000.parquet").slice(0, 49).to_pylist()
+    labels = {r["frame_index"]: r for r in _kept_labels(sessions[0]).to_pylist()}
+    tasks = pq.read_table(export / "meta/tasks.parquet").to_pandas()
+    task_of = {int(i): name for name, i in zip(tasks.index, tasks["task_index"], strict=True)}
+    for row in data:
+        label = labels[row["source_frame_index"]]
+        assert row["observation.K"] == label["K"]
+        assert row["observation.T_cam_world"] == label["T_cam_world"]
+        assert row["observation.root_px"] == (label["root_px"] or [0.0, 0.0])
+        assert row["observation.root_visible"] == (label["root_px"] is not None)
+        assert row["caption"] == label["caption"]
+        shown = [o for o in label["objects"] if o["on_screen"]]
+        assert json.loads(row["observation.box_ids"]) == [o["id"] for o in shown][:8]
+        boxes = np.array(row["observation.boxes"], dtype=np.float64).reshape(8, 4)
+        for j, o in enumerate(shown[:8]):
+            np.testing.assert_allclose(boxes[j], o["box_xyxy"], rtol=1e-6)
+        assert row["observation.box_count"] == min(len(shown), 8)
+        assert (boxes[len(shown):] == 0).all()
+        # the task is the caption's motion without its speed
+        motion = re.search(r"the character (\w+ [\w-]+) at", label["caption"]).group(1)
+        assert task_of[row["task_index"]] == f"The character {motion}."
+
+
+def test_hour_long_resampling_matches_the_oracle_on_samples():
+    rng = np.random.default_rng(3)
+    t = np.cumsum(rng.uniform(0.02, 0.05, 110_000))  # ~1 hour at ~30 fps, irregular
+    rows = nearest_rows(t, 30)
+    assert len(rows) == int(np.floor((t[-1] - t[0]) * 30 + 1e-9)) + 1
+    for k in rng.integers(0, len(rows), 200):
+        target = t[0] + k / 30
+        assert abs(t[rows[k]] - target) == np.abs(t - target).min()
+
+
+def test_sessions_at_different_rates_need_one_rate(sessions, tmp_path):
+    from capture import SessionWriter
+
+    other = labelled(tmp_path, "s3", jittered(10, 0.0))
+    writer = SessionWriter.reopen(other)
+    manifest = Session.open(other).manifest
+    writer.update_manifest(capture=manifest.capture.model_copy(update={"fps": 60.0}))
+    writer.close()
+    with pytest.raises(PipelineError, match="--fps-cap"):
+        export_sessions([sessions[0], other], "lerobot", tmp_path / "x")
+    counts = export_sessions([sessions[0], other], "lerobot", tmp_path / "y",
+                             ExportOptions(fps_cap=15))
+    assert counts["fps"] == 15
+
+
+def test_frames_without_a_character_get_zero_root_and_no_task_motion(sessions):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipeline.export._lerobot_labels import NO_CHARACTER, label_columns
+
+    labels = _kept_labels(sessions[1])
+    gone = np.zeros(labels.num_rows, bool)
+    gone[[2, 5]] = True
+    mask = pa.array(gone)
+    root = labels["root_px"].combine_chunks()
+    labels = labels.set_column(labels.schema.get_field_index("root_px"), "root_px",
+                               pc.if_else(mask, pa.nulls(len(root), root.type), root))
+    speed = labels["speed"].combine_chunks()
+    labels = labels.set_column(labels.schema.get_field_index("speed"), "speed",
+                               pc.if_else(mask, pa.nulls(len(speed), speed.type), speed))
+    rows = np.array([0, 2, 2, 5, 6])
+    got = label_columns(labels, rows)
+    expected = labels["root_px"].to_pylist()
+    assert got["observation.root_visible"].tolist() == [True, False, False, False, True]
+    assert got["observation.root_px"][[1, 2, 3]].tolist() == [[0.0, 0.0]] * 3
+    assert got["observation.root_px"][4].tolist() == expected[6]
+    assert got["observation.K"][1].tolist() == labels["K"][2].as_py()
+    assert [got["task"][i] == NO_CHARACTER for i in range(5)] == [False, True, True, True,
+                                                                   False]
+
+
+def test_stats_describe_the_rows_as_written(export):
+    data = pq.read_table(export / "data/chunk-000/file-000.parquet")
+    stats = json.loads((export / "meta/stats.json").read_text())
+    for name in ("observation.state", "observation.K", "observation.boxes", "timestamp",
+                 "source_frame_index"):
+        column = data[name].to_pylist()
+        values = np.array([v if isinstance(v, list) else [v] for v in column], np.float64)
+        np.testing.assert_allclose(stats[name]["mean"], values.mean(0), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(stats[name]["max"], values.max(0))
+        assert stats[name]["count"] == [data.num_rows]
+    assert "caption" not in stats and "observation.box_ids" not in stats
