@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ("frame_index", "t", "objects", "humanoid_state", "grounded", "speed",
                  "move_dir_cam", "keys", "caption")
+_EVENT_FIELDS = ("kind", "start_frame", "end_frame", "start_t", "end_t")
 MOVE_DIRECTIONS = ("forward", "back", "left", "right", "forward-left", "forward-right",
                    "back-left", "back-right", "none")
 
@@ -49,15 +50,21 @@ class FrameLabel:
     move_dir_cam: str
     keys: tuple[str, ...]
     caption: str
+    has_state: bool = True  # False when the frame has no character state (nothing known)
 
 
 @dataclass(frozen=True)
 class LabelEvent:
-    """An event with its frame range (jump, land, start/stop moving, ...)."""
+    """An event with its frame range (jump, land, start/stop moving, press, turn, ...) and
+    its details (`key` of a press, `subject` and `direction` and `degrees` of a turn)."""
 
     kind: str
     start_frame: int
     end_frame: int
+    details: tuple[tuple[str, Any], ...] = ()
+
+    def detail(self, name: str, default: Any = None) -> Any:
+        return dict(self.details).get(name, default)
 
 
 def _missing_labels(session: Session, what: str) -> PipelineError:
@@ -96,7 +103,8 @@ def _frame_label(row: dict[str, Any]) -> FrameLabel:
                       humanoid_state=str(row["humanoid_state"] or ""),
                       grounded=bool(row["grounded"]), speed=float(row["speed"] or 0.0),
                       move_dir_cam=str(row["move_dir_cam"] or "none"),
-                      keys=tuple(row["keys"] or ()), caption=str(row["caption"] or ""))
+                      keys=tuple(row["keys"] or ()), caption=str(row["caption"] or ""),
+                      has_state=row["humanoid_state"] is not None)
 
 
 def read_label_events(session: Session) -> tuple[LabelEvent, ...]:
@@ -109,9 +117,11 @@ def read_label_events(session: Session) -> tuple[LabelEvent, ...]:
     events = []
     for number, record in enumerate(records, 1):
         try:
+            details = tuple(sorted((str(k), v) for k, v in record.items()
+                                   if k not in _EVENT_FIELDS and isinstance(v, str | int | float)))
             events.append(LabelEvent(kind=str(record["kind"]),
                                      start_frame=int(record["start_frame"]),
-                                     end_frame=int(record["end_frame"])))
+                                     end_frame=int(record["end_frame"]), details=details))
         except (KeyError, TypeError, ValueError):
             raise PipelineError(f"{path}: event {number} lacks kind/start_frame/end_frame; "
                                 f"re-run `stpe labels {session.path}`") from None

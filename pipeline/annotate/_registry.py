@@ -41,14 +41,13 @@ class AnnotateSettings:
     max_side: int = 512
     dense_every: int = 10
     # segment
-    segment_backend: Literal["transformers", "sam3"] = "transformers"
     vocabulary: tuple[str, ...] = DEFAULT_VOCABULARY
     score_threshold: float = 0.3
-    mask_threshold: float = 0.5
     match_iou: float = 0.3
+    keyframe_every: int = 30  # frames between box re-prompts and text detection
     # caption
     context: str = ""
-    caption_every: int = 30
+    caption_every: float = 2.0  # seconds between captions away from events
     max_pixels: int = 448 * 448
     max_new_tokens: int = 48
     # video
@@ -57,11 +56,14 @@ class AnnotateSettings:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "shard_frames", "prefetch", "max_side", "dense_every",
-                     "caption_every", "max_pixels", "max_new_tokens", "clip_frames",
+                     "keyframe_every", "max_pixels", "max_new_tokens", "clip_frames",
                      "clip_stride"):
             if getattr(self, name) < 1:
                 raise PipelineError(f"annotate setting {name}={getattr(self, name)} is not "
                                     "positive; pass a value >= 1")
+        if not self.caption_every > 0:
+            raise PipelineError(f"annotate setting caption_every={self.caption_every} is not "
+                                "positive; pass a number of seconds > 0")
         if self.device not in ("cpu", "cuda"):
             raise PipelineError(f"device {self.device!r} is unknown; use 'cpu' or 'cuda'")
         if self.dtype not in ("bf16", "fp16", "fp32"):

@@ -35,19 +35,18 @@ def _stages(value: str) -> list[str]:
 @click.option("--segment-model", help="Hub id or folder for SAM 3.")
 @click.option("--caption-model", help="Hub id or folder for Qwen3-VL.")
 @click.option("--video-model", help="Hub id or folder for V-JEPA 2.")
-@click.option("--segment-backend", type=click.Choice(["transformers", "sam3"]),
-              default="transformers", show_default=True)
 @click.option("--context", default="", help="Human context added to every caption prompt.")
 @click.option("--dense-every", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--caption-every", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--caption-every", type=click.FloatRange(min=0, min_open=True), default=2.0,
+              show_default=True, help="Seconds between captions away from events.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--max-side", type=click.IntRange(min=16), default=512, show_default=True)
 @click.option("--max-pixels", type=click.IntRange(min=1024), default=448 * 448,
               show_default=True)
 def command(sessions: tuple[Path, ...], stages: str, device: str, dtype: str, engine: str,
             embed_model: str | None, segment_model: str | None, caption_model: str | None,
-            video_model: str | None, segment_backend: str, context: str, dense_every: int,
-            caption_every: int, batch_size: int, max_side: int, max_pixels: int) -> None:
+            video_model: str | None, context: str, dense_every: int,
+            caption_every: float, batch_size: int, max_side: int, max_pixels: int) -> None:
     """Annotate SESSIONS with vision models into <session>/annotations/ (resumable)."""
     from pipeline.annotate import AnnotateSettings, annotate
 
@@ -55,7 +54,7 @@ def command(sessions: tuple[Path, ...], stages: str, device: str, dtype: str, en
                                 ("caption", caption_model), ("video", video_model)) if v}
     names = _stages(stages)
     settings = AnnotateSettings(device=device, dtype=dtype, batch_size=batch_size,
-                                models=models, segment_backend=segment_backend,
+                                models=models,
                                 context=context, dense_every=dense_every,
                                 caption_every=caption_every, max_side=max_side,
                                 max_pixels=max_pixels)
