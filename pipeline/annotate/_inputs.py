@@ -1,8 +1,8 @@
 """What the stages read: the labels of `stpe labels` and the decoded frames, prefetched.
 
 Labels come from `<session>/labels.parquet` (one row per frame) and
-`<session>/label_events.jsonl` (events with frame ranges); frames are decoded on a CPU
-thread into a bounded queue so the model never waits on the decoder.
+`<session>/label_events.jsonl` (events with frame ranges); frames are decoded once, on a
+CPU thread, into whole shards in a bounded queue, so the models never wait on the decoder.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -135,14 +136,35 @@ class _Done:
         self.error = error
 
 
-def prefetch_frames(session: Session, depth: int) -> Iterator[VideoFrame]:
-    """Decode `session`'s frames on a thread, at most `depth` ahead of the consumer.
+Shard = tuple[int, list[VideoFrame], list[VideoFrame]]  # number, frames, frames before it
+
+
+def _shards(frames: Iterator[VideoFrame], size: int, overlap: int) -> Iterator[Shard]:
+    """(shard number, its `size` frames, the `overlap` frames before it) from a stream."""
+    before: deque[VideoFrame] = deque(maxlen=max(overlap, 1))
+    current: list[VideoFrame] = []
+    shard = 0
+    for frame in frames:
+        current.append(frame)
+        if len(current) == size:
+            yield shard, current, list(before) if overlap else []
+            before.extend(current)
+            current, shard = [], shard + 1
+    if current:
+        yield shard, current, list(before) if overlap else []
+
+
+def prefetch_shards(session: Session, size: int, overlap: int, depth: int,
+                    last: int | None = None) -> Iterator[Shard]:
+    """Decode `session` once on a thread into whole shards, at most `depth` shards ahead of
+    the consumer, so the models never wait on the decoder while it keeps up (decoding a
+    shard overlaps computing the previous one). Decoding stops after shard `last`.
 
     Closing the iterator early stops the decoder thread; a decoder error is re-raised here."""
-    items: queue.Queue[VideoFrame | _Done] = queue.Queue(maxsize=depth)
+    items: queue.Queue[Shard | _Done] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
 
-    def put(item: VideoFrame | _Done) -> bool:
+    def put(item: Shard | _Done) -> bool:
         while not stop.is_set():
             try:
                 items.put(item, timeout=0.1)
@@ -154,9 +176,9 @@ def prefetch_frames(session: Session, depth: int) -> Iterator[VideoFrame]:
     def decode() -> None:
         error: BaseException | None = None
         try:
-            for frame in session.iter_frames():
-                if not put(frame):
-                    return
+            for shard in _shards(session.iter_frames(), size, overlap):
+                if not put(shard) or (last is not None and shard[0] >= last):
+                    break
         except BaseException as exc:  # re-raised in the consumer
             error = exc
         put(_Done(error))

@@ -9,32 +9,27 @@ needs torchvision; the image processor, tokenizer and template are the repositor
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline._errors import PipelineError
+from pipeline.annotate._runtime import preprocessor_dict, repo_file
 
 IMAGE_TOKEN = "<|image_pad|>"
 
 
 def _chat_template(model_id: str, tokenizer: Any) -> str:
-    """The processor's chat template (chat_template.json / .jinja), else the tokenizer's."""
-    from transformers.utils import cached_file
-
-    for name in ("chat_template.jinja", "chat_template.json"):
-        folder = Path(model_id)
-        path = folder / name if folder.is_dir() else cached_file(
-            model_id, name, _raise_exceptions_for_missing_entries=False)
-        if path and Path(path).is_file():
-            text = Path(path).read_text()
-            return json.loads(text)["chat_template"] if name.endswith(".json") else text
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.chat_template
-    raise PipelineError(f"{model_id} ships no chat template; use a Qwen3-VL instruct model")
+    """The processor's chat template (chat_template.jinja / .json), else the tokenizer's."""
+    jinja = repo_file(model_id, "chat_template.jinja")
+    if jinja is not None:
+        return jinja.read_text()
+    template = preprocessor_dict(model_id, "chat_template.json").get("chat_template")
+    template = template or getattr(tokenizer, "chat_template", None)
+    if not template:
+        raise PipelineError(f"{model_id} ships no chat template; use a Qwen3-VL instruct model")
+    return template
 
 
 class QwenInputs:

@@ -15,7 +15,7 @@ from capture import VideoFrame
 from pipeline._errors import PipelineError
 from pipeline.annotate._inputs import FrameLabel, LabelEvent
 
-Device = Literal["cpu", "cuda"]
+Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["bf16", "fp16", "fp32"]
 
 DEFAULT_MODELS = {
@@ -36,7 +36,9 @@ class AnnotateSettings:
     batch_size: int = 8
     models: Mapping[str, str] = field(default_factory=dict)  # stage -> hub id or folder
     shard_frames: int = 256
-    prefetch: int = 32
+    prefetch: int = 1  # whole shards decoded ahead of the models
+    keep_models: bool = True  # every stage's model loaded at once, one decode per session
+    allow_large_on_cpu: bool = False  # run multi-billion-parameter models on a CPU
     # embed
     max_side: int = 512
     dense_every: int = 10
@@ -64,8 +66,8 @@ class AnnotateSettings:
         if not self.caption_every > 0:
             raise PipelineError(f"annotate setting caption_every={self.caption_every} is not "
                                 "positive; pass a number of seconds > 0")
-        if self.device not in ("cpu", "cuda"):
-            raise PipelineError(f"device {self.device!r} is unknown; use 'cpu' or 'cuda'")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise PipelineError(f"device {self.device!r} is unknown; use auto, cpu or cuda")
         if self.dtype not in ("bf16", "fp16", "fp32"):
             raise PipelineError(f"dtype {self.dtype!r} is unknown; use bf16, fp16 or fp32")
 
@@ -118,7 +120,7 @@ class Stage(Protocol):
         """Annotate one shard."""
 
     def close(self) -> None:
-        """Drop the model (one model resident at a time)."""
+        """Drop the model and free its memory."""
 
 
 _STAGES: dict[str, Callable[[AnnotateSettings], Stage]] = {}

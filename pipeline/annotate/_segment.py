@@ -16,9 +16,7 @@ Masks are thresholded on the device, copied to the host and RLE-encoded on a wor
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +35,7 @@ from pipeline.annotate._runtime import (
     images_to_tensor,
     import_torch,
     load_pretrained,
+    preprocessor_dict,
     resize_normalize,
     torch_device,
 )
@@ -47,16 +46,8 @@ TEXT_TRACK_BASE = 1_000_000  # tracker object ids of text detections start here
 def processor_settings(model_id: str) -> dict[str, Any]:
     """The image processor settings of a SAM 3 repository (processor_config.json's
     `image_processor`, else preprocessor_config.json)."""
-    from transformers.utils import cached_file
-
-    for name in ("processor_config.json", "preprocessor_config.json"):
-        folder = Path(model_id)
-        path = folder / name if folder.is_dir() else cached_file(
-            model_id, name, _raise_exceptions_for_missing_entries=False)
-        if path and Path(path).is_file():
-            data = json.loads(Path(path).read_text())
-            return data.get("image_processor", data)
-    return {}
+    nested = preprocessor_dict(model_id, "processor_config.json").get("image_processor")
+    return nested or preprocessor_dict(model_id)
 
 
 def _valid_box(obj: LabeledObject, width: int, height: int) -> bool:

@@ -22,12 +22,23 @@ def _stages(value: str) -> list[str]:
     return names
 
 
-@click.command()
+def _epilog() -> str:
+    from pipeline.annotate._models import models_help
+
+    return "\b\nDefault models (weights download on first use):\n" + models_help()
+
+
+@click.command(epilog=_epilog())
 @click.argument("sessions", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--stages", default="embed,segment,caption", show_default=True,
               help="Comma-separated stages, run in this order.")
-@click.option("--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
+              show_default=True, help="auto: cuda when torch sees a GPU, else cpu.")
+@click.option("--allow-large-on-cpu", is_flag=True,
+              help="Run models of 3B+ parameters on the CPU (refused otherwise: very slow).")
+@click.option("--one-model-at-a-time", is_flag=True,
+              help="Load one stage's model at a time (less memory; decodes once per stage).")
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default="bf16",
               show_default=True)
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
@@ -43,7 +54,8 @@ def _stages(value: str) -> list[str]:
 @click.option("--max-side", type=click.IntRange(min=16), default=512, show_default=True)
 @click.option("--max-pixels", type=click.IntRange(min=1024), default=448 * 448,
               show_default=True)
-def command(sessions: tuple[Path, ...], stages: str, device: str, dtype: str, engine: str,
+def command(sessions: tuple[Path, ...], stages: str, device: str, allow_large_on_cpu: bool,
+            one_model_at_a_time: bool, dtype: str, engine: str,
             embed_model: str | None, segment_model: str | None, caption_model: str | None,
             video_model: str | None, context: str, dense_every: int,
             caption_every: float, batch_size: int, max_side: int, max_pixels: int) -> None:
@@ -54,6 +66,8 @@ def command(sessions: tuple[Path, ...], stages: str, device: str, dtype: str, en
                                 ("caption", caption_model), ("video", video_model)) if v}
     names = _stages(stages)
     settings = AnnotateSettings(device=device, dtype=dtype, batch_size=batch_size,
+                                allow_large_on_cpu=allow_large_on_cpu,
+                                keep_models=not one_model_at_a_time,
                                 models=models,
                                 context=context, dense_every=dense_every,
                                 caption_every=caption_every, max_side=max_side,
