@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,42 +129,74 @@ def read_label_events(session: Session) -> tuple[LabelEvent, ...]:
     return tuple(sorted(events, key=lambda e: (e.start_frame, e.kind)))
 
 
-class _Done:
-    """End-of-stream marker (carries the decoder's exception, if any)."""
+class FrameStream(Sequence[VideoFrame]):
+    """The frames of one shard as the decoder delivers them: indexing waits until the frame
+    is decoded, so a stage starts on the first frames while the rest are still decoding.
+    Its length is the expected frame count until the stream ends early."""
 
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
+    def __init__(self, expected: int) -> None:
+        self._frames: list[VideoFrame] = []
+        self._expected = expected
+        self._done = False
+        self._error: BaseException | None = None
+        self._ready = threading.Condition()
+
+    def append(self, frame: VideoFrame) -> None:
+        with self._ready:
+            self._frames.append(frame)
+            self._ready.notify_all()
+
+    def decoded(self) -> int:
+        """Frames delivered so far."""
+        return len(self._frames)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """No more frames (`error`: why decoding stopped, re-raised to readers)."""
+        with self._ready:
+            self._done, self._error = True, error
+            self._expected = len(self._frames)
+            self._ready.notify_all()
+
+    def _wait(self, count: int) -> None:
+        with self._ready:
+            self._ready.wait_for(lambda: len(self._frames) >= count or self._done)
+            if self._error is not None:
+                raise self._error
+
+    def __len__(self) -> int:
+        return self._expected
+
+    def __getitem__(self, key):  # type: ignore[no-untyped-def]
+        if isinstance(key, slice):
+            indices = range(*key.indices(self._expected))
+            if indices:
+                self._wait(max(indices) + 1)
+            return self._frames[key]
+        index = key + self._expected if key < 0 else key
+        self._wait(index + 1)
+        if not 0 <= index < len(self._frames):
+            raise IndexError(key)
+        return self._frames[index]
 
 
-Shard = tuple[int, list[VideoFrame], list[VideoFrame]]  # number, frames, frames before it
-
-
-def _shards(frames: Iterator[VideoFrame], size: int, overlap: int) -> Iterator[Shard]:
-    """(shard number, its `size` frames, the `overlap` frames before it) from a stream."""
-    before: deque[VideoFrame] = deque(maxlen=max(overlap, 1))
-    current: list[VideoFrame] = []
-    shard = 0
-    for frame in frames:
-        current.append(frame)
-        if len(current) == size:
-            yield shard, current, list(before) if overlap else []
-            before.extend(current)
-            current, shard = [], shard + 1
-    if current:
-        yield shard, current, list(before) if overlap else []
+Shard = tuple[int, FrameStream, list[VideoFrame]]  # number, its frames, frames before it
 
 
 def prefetch_shards(session: Session, size: int, overlap: int, depth: int,
                     last: int | None = None) -> Iterator[Shard]:
-    """Decode `session` once on a thread into whole shards, at most `depth` shards ahead of
-    the consumer, so the models never wait on the decoder while it keeps up (decoding a
-    shard overlaps computing the previous one). Decoding stops after shard `last`.
+    """Decode `session` once, on a thread, into shards of `size` frames (with the `overlap`
+    frames before each). A shard is handed over as soon as its first frame is decoded and
+    fills while the stages work on it; the decoder runs at most `depth` shards ahead of
+    the consumer. Decoding stops after shard `last`.
 
-    Closing the iterator early stops the decoder thread; a decoder error is re-raised here."""
-    items: queue.Queue[Shard | _Done] = queue.Queue(maxsize=max(1, depth))
+    Closing the iterator early stops the decoder thread; a decoder error is re-raised to
+    the reader of the frames it cut short, or here."""
+    total = session.read_frames().num_rows
+    items: queue.Queue[Shard | None] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
+    failure: list[BaseException] = []
 
-    def put(item: Shard | _Done) -> bool:
+    def put(item: Shard | None) -> bool:
         while not stop.is_set():
             try:
                 items.put(item, timeout=0.1)
@@ -174,25 +206,40 @@ def prefetch_shards(session: Session, size: int, overlap: int, depth: int,
         return False
 
     def decode() -> None:
-        error: BaseException | None = None
+        before: deque[VideoFrame] = deque(maxlen=max(overlap, 1))
+        stream: FrameStream | None = None
+        shard = 0
         try:
-            for shard in _shards(session.iter_frames(), size, overlap):
-                if not put(shard) or (last is not None and shard[0] >= last):
-                    break
-        except BaseException as exc:  # re-raised in the consumer
-            error = exc
-        put(_Done(error))
+            for frame in session.iter_frames():
+                if stop.is_set():
+                    return
+                if stream is None:
+                    stream = FrameStream(max(1, min(size, total - shard * size)))
+                    if not put((shard, stream, list(before) if overlap else [])):
+                        return
+                stream.append(frame)
+                before.append(frame)
+                if stream.decoded() == size:
+                    stream.finish()
+                    if (last is not None and shard >= last) or stop.is_set():
+                        stream = None
+                        break
+                    stream, shard = None, shard + 1
+            if stream is not None:
+                stream.finish()
+        except BaseException as exc:  # re-raised to the consumer
+            failure.append(exc)
+            if stream is not None:
+                stream.finish(exc)
+        put(None)
 
     thread = threading.Thread(target=decode, name="stpe-decode", daemon=True)
     thread.start()
     try:
-        while True:
-            item = items.get()
-            if isinstance(item, _Done):
-                if item.error is not None:
-                    raise item.error
-                return
+        while (item := items.get()) is not None:
             yield item
+        if failure:
+            raise failure[0]
     finally:
         stop.set()
         thread.join()

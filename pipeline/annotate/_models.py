@@ -44,6 +44,8 @@ def models_help() -> str:
 def estimated_params(model_id: str) -> float | None:
     """Parameters of a default id, or of a local folder from its safetensors size (bytes /
     2: exact for bf16 and fp16 weights, twice the count for fp32); None for other hub ids."""
+    if not model_id:
+        return None
     for info in MODELS.values():
         if info.model_id == model_id:
             return info.params

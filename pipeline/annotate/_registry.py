@@ -73,7 +73,7 @@ class AnnotateSettings:
 
     def model_id(self, stage: str) -> str:
         """The hub id or folder the stage loads (its default unless overridden)."""
-        return self.models.get(stage) or DEFAULT_MODELS[stage]
+        return self.models.get(stage) or DEFAULT_MODELS.get(stage, "")
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -3,6 +3,7 @@ model-size checks before anything loads, Ray without GPUs."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -99,3 +100,42 @@ def test_ray_without_gpu_fails_fast(tmp_path, tiny_models) -> None:
         assert time.monotonic() - start < 10
     finally:
         ray.shutdown()
+
+
+def test_frame_stream_hands_frames_over_as_they_are_decoded() -> None:
+    from capture import VideoFrame
+    from pipeline.annotate._inputs import FrameStream
+
+    stream = FrameStream(3)
+    frames = [VideoFrame(i, i, np.zeros((2, 2, 3), np.uint8)) for i in range(3)]
+    got: list = []
+    reader = threading.Thread(target=lambda: got.append(stream[0:2]))
+    reader.start()
+    stream.append(frames[0])
+    time.sleep(0.2)
+    assert reader.is_alive() and len(stream) == 3  # frame 1 is not decoded yet
+    stream.append(frames[1])
+    reader.join(5)
+    assert [f.index for f in got[0]] == [0, 1]
+    stream.finish()  # the video ended one frame early
+    assert len(stream) == 2 and [f.index for f in stream] == [0, 1]
+    with pytest.raises(IndexError):
+        stream[2]
+    broken = FrameStream(2)
+    broken.finish(ValueError("corrupt packet"))
+    with pytest.raises(ValueError, match="corrupt packet"):
+        broken[0]
+
+
+def test_prefetched_shards_are_the_decoded_frames(tmp_path) -> None:
+    from pipeline.annotate._inputs import prefetch_shards
+
+    session = Session.open(make_session(tmp_path, "s1", frames=10))
+    decoded = list(session.iter_frames())
+    shards = list(prefetch_shards(session, 4, 2, 1))
+    assert [(k, [f.index for f in frames], [f.index for f in before])
+            for k, frames, before in shards] == [
+        (0, [0, 1, 2, 3], []), (1, [4, 5, 6, 7], [2, 3]), (2, [8, 9], [6, 7])]
+    assert all(np.array_equal(a.image, b.image)
+               for a, b in zip(decoded, [f for _, s, _ in shards for f in s], strict=True))
+    assert [k for k, _, _ in prefetch_shards(session, 4, 0, 1, last=1)] == [0, 1]
