@@ -228,16 +228,16 @@ class SegmentStage:
                 sam.trim(session, idx)
                 continue
             out = sam.tracker(session, frame_idx=idx)
-            present = (out.object_score_logits.float().view(-1) > 0).tolist()
+            scores = out.object_score_logits.float().view(-1).sigmoid().tolist()
             keep, meta = [], []
-            for row, (obj_id, alive) in enumerate(zip(out.object_ids, present, strict=True)):
+            for row, (obj_id, score) in enumerate(zip(out.object_ids, scores, strict=True)):
                 entity, name, source = names[obj_id]
-                if not alive or (entity is not None and entity not in visible):
+                if score <= 0.5 or (entity is not None and entity not in visible):
                     continue  # the object is gone, or the state says it is off screen
                 keep.append(row)
                 meta.append({"frame_index": frame.index, "entity_id": entity,
                              "entity_name": name if entity is not None else None,
-                             "prompt": name, "track_id": entity or source,
+                             "prompt": name, "track_id": entity or source, "score": score,
                              "source": "box" if entity is not None else "text"})
             if keep:
                 logits = out.pred_masks[keep].float()

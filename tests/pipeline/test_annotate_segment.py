@@ -85,6 +85,7 @@ def test_true_entities_are_tracked_from_box_prompts_with_their_ids(tmp_path, tin
                  for e in ("char", "e1")}
     assert frames_of["char"] == list(range(12))
     assert frames_of["e1"] == [0, 1, 2, 6, 7, 8, 9, 10, 11]  # not while off screen
+    assert all(0.5 < r["score"] <= 1.0 for r in rows)
     for row in rows[:5]:
         mask = rle_decode({"size": row["mask_size"], "counts": row["mask_counts"]})
         assert mask.shape == (HEIGHT, WIDTH) and int(mask.sum()) == row["area"]
