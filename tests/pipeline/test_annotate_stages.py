@@ -161,3 +161,19 @@ def test_cuda_without_a_device_is_a_clear_error(tmp_path, tiny_models) -> None:
     session = make_session(tmp_path, "s1", frames=2)
     with pytest.raises(PipelineError, match="--device cpu"):
         annotate([session], ["embed"], settings(tiny_models, device="cuda"))
+
+
+def test_video_frames_are_prepared_as_the_vjepa2_processor(tiny_models) -> None:
+    from pipeline.annotate._video import VideoStage
+
+    stage = VideoStage(settings(tiny_models))
+    stage.load()
+    assert (stage.crop, stage.short) == (32, 36)  # video_preprocessor_config.json
+    image = np.repeat((np.arange(128) * 2).astype(np.uint8)[None, :, None], 64, axis=0)
+    image = np.repeat(image, 3, axis=2)  # 64x128, value 2x at column x
+    out = stage._frames([image])[0, 0].numpy() * 0.229 + 0.485  # red channel, un-normalized
+    # the processor's way, by hand: shortest edge 64 -> 36 (scale 0.5625, 72 wide), centre
+    # crop of 32 starting at column 20; output column c samples x = (20 + c + 0.5) / s - 0.5
+    for column in (0, 16, 31):
+        x = (20 + column + 0.5) / 0.5625 - 0.5
+        assert abs(out[16, column] * 255 - 2 * x) < 2.0, column
