@@ -98,6 +98,7 @@ class Sam3Segmenter:
         self.mean = tuple(pre.get("image_mean", (0.5, 0.5, 0.5)))
         self.std = tuple(pre.get("image_std", (0.5, 0.5, 0.5)))
         self.text_length = int(self.detector.config.text_config.max_position_embeddings)
+        self.dropped = import_torch().empty(0)  # stands for a trimmed frame's pixels
 
     def pixels(self, image: np.ndarray) -> Any:
         batch = images_to_tensor([image], self.device)
@@ -151,11 +152,12 @@ class Sam3Segmenter:
         session.obj_with_new_inputs = [*session.obj_with_new_inputs, obj_id]
 
     def trim(self, session: Any, frame_idx: int) -> None:
-        """Drop what the tracker's memory no longer reads: the frame's pixels and
-        non-conditioning outputs older than its memory and pointer windows."""
+        """Drop what the tracker's memory no longer reads: the frame's pixels (an empty
+        placeholder stays, the tracker counts frames by its entries) and non-conditioning
+        outputs older than its memory and pointer windows."""
         keep = max(self.tracker.config.num_maskmem,
                    self.tracker.config.max_object_pointers_in_encoder) + 1
-        session.processed_frames.pop(frame_idx, None)
+        session.processed_frames[frame_idx] = self.dropped
         for outputs in session.output_dict_per_obj.values():
             for old in [f for f in outputs["non_cond_frame_outputs"] if f < frame_idx - keep]:
                 del outputs["non_cond_frame_outputs"][old]
@@ -207,7 +209,7 @@ class SegmentStage:
             visible = {o.id: o for o in (label.objects if label else ())
                        if _valid_box(o, width, height)}
             pixels = sam.pixels(frame.image)
-            idx = session.add_new_frame(pixels[0])
+            idx = session.add_new_frame(pixels[0], frame_idx=k)  # explicit: trim() pops
             keyframe = k % s.keyframe_every == 0
             for entity, obj in visible.items():
                 if keyframe or entity not in on_screen_before:

@@ -132,3 +132,26 @@ def test_mask_encoder_bounds_the_masks_waiting() -> None:
     encoder.close()
     assert [r["frame_index"] for r in rows] == [0, 1, 2]
     assert rows[0]["mask_box_xyxy"] == [2.0, 1.0, 5.0, 3.0] and rows[0]["area"] == 6
+
+
+def test_tracker_state_is_trimmed_to_its_memory_window(tiny_models) -> None:
+    from pipeline.annotate._segment import Sam3Segmenter
+
+    sam = Sam3Segmenter(AnnotateSettings(), tiny_models["segment"])
+    window = max(sam.tracker.config.num_maskmem,
+                 sam.tracker.config.max_object_pointers_in_encoder) + 1
+    session = sam.new_session(WIDTH, HEIGHT)
+    frames = window + 6
+    for k in range(frames):
+        idx = session.add_new_frame(torch.rand(3, 112, 112), frame_idx=k)
+        assert idx == k
+        if k == 0:
+            sam.prompt_box(session, idx, 1, (4.0, 24.0, 20.0, 40.0), WIDTH, HEIGHT)
+        out = sam.tracker(session, frame_idx=idx)
+        sam.trim(session, idx)
+    assert out.pred_masks.shape[0] == 1  # still tracking after the trims, with finite
+    assert torch.isfinite(out.object_score_logits).all()  # scores (frames still counted)
+    assert all(p.numel() == 0 for p in session.processed_frames.values())  # no pixels kept
+    kept = session.output_dict_per_obj[0]["non_cond_frame_outputs"]
+    assert min(kept) >= frames - 1 - window and len(kept) <= window + 1
+    assert list(session.output_dict_per_obj[0]["cond_frame_outputs"]) == [0]
