@@ -80,7 +80,7 @@ class EmbedStage:
         return [(cls[k], mean[k], grids.get(k)) for k in range(len(frames))]
 
     def process(self, shard: ShardInput) -> ShardOutput:
-        frames = list(shard.frames)
+        frames = shard.frames  # a stream: batches start as their frames are decoded
         results = run_batched(self._forward, frames, self.settings.batch_size)
         index = np.array([f.index for f in frames], dtype=np.int64)
         keep = [i for i, r in enumerate(results) if r[2] is not None]

@@ -182,7 +182,7 @@ class SegmentStage:
 
     def process(self, shard: ShardInput) -> ShardOutput:
         assert self.sam is not None, "load() first"
-        frames = list(shard.frames)
+        frames = shard.frames  # a stream: tracking starts as frames are decoded
         encoder = MaskEncoder()
         try:
             counts = self._track(frames, shard.labels, encoder)
@@ -192,7 +192,7 @@ class SegmentStage:
         return ShardOutput(rows=rows, metadata={"prompts": "|".join(self.settings.vocabulary)},
                            counts={"frames": len(frames), "masks": len(rows), **counts})
 
-    def _track(self, frames: list[VideoFrame], labels: dict[int, FrameLabel],
+    def _track(self, frames: Sequence[VideoFrame], labels: dict[int, FrameLabel],
                encoder: MaskEncoder) -> dict[str, int]:
         torch = import_torch()
         sam, s = self.sam, self.settings
