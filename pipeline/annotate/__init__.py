@@ -5,9 +5,7 @@ runs stages over sessions (in-process or on Ray) and writes `<session>/annotatio
 Heavy libraries (torch, transformers, ray) are imported only inside the stages.
 """
 
-from pipeline.annotate._associate import Match, TrackLinker, associate, box_iou
-from pipeline.annotate._caption import build_prompt, caption_frames, describe_state
-from pipeline.annotate._consistency import Consistency, check_caption
+from pipeline.annotate._consistency import Answer, Consistency, check_answer, parse_answer
 from pipeline.annotate._engine import StageReport, StageRunner, annotate
 from pipeline.annotate._inputs import (
     FrameLabel,
@@ -15,6 +13,15 @@ from pipeline.annotate._inputs import (
     LabelEvent,
     read_label_events,
     read_labels,
+)
+from pipeline.annotate._masks import MaskEncoder, box_iou
+from pipeline.annotate._prompt import (
+    CaptionSlot,
+    build_prompt,
+    caption_slots,
+    describe_event,
+    describe_state,
+    merge_events,
 )
 from pipeline.annotate._registry import (
     DEFAULT_MODELS,
@@ -31,27 +38,30 @@ from pipeline.annotate._rle import mask_box, rle_area, rle_decode, rle_encode
 __all__ = [
     "DEFAULT_MODELS",
     "AnnotateSettings",
+    "Answer",
+    "CaptionSlot",
     "Consistency",
     "FrameLabel",
     "LabelEvent",
     "LabeledObject",
-    "Match",
+    "MaskEncoder",
     "ShardInput",
     "ShardOutput",
     "Stage",
     "StageReport",
     "StageRunner",
-    "TrackLinker",
     "annotate",
-    "associate",
     "available_stages",
     "box_iou",
     "build_prompt",
-    "caption_frames",
-    "check_caption",
+    "caption_slots",
+    "check_answer",
     "create_stage",
+    "describe_event",
     "describe_state",
     "mask_box",
+    "merge_events",
+    "parse_answer",
     "read_label_events",
     "read_labels",
     "register_stage",

@@ -1,38 +1,41 @@
-"""A rule-based check of a caption against the true state of its frame.
+"""The structured check of a caption answer against the true state of its frame.
 
-A model caption is flagged when it says something the state contradicts:
-- the character jumps / is in the air while the state says it is grounded;
-- it moves in a camera-relative direction the state's `move_dir_cam` does not contain;
-- it moves while the state says it is stopped, or stands still while it moves.
-Negated phrases ("not jumping", "isn't moving") are not claims and are ignored.
+The model answers a JSON object (`direction`, `motion`, `airborne`, `camera`, `caption`);
+each field is compared with what the state says:
+- `direction`: the state's camera-relative `move_dir_cam`;
+- `motion`: "stopped" below 0.5 studs/s or with direction none, "moving" otherwise;
+- `airborne`: not `grounded`;
+- `camera`: "turning left"/"turning right" during a camera turn event, "still" otherwise.
+A frame without state checks nothing. An answer that is not such an object is unusable.
 """
 
 from __future__ import annotations
 
-import re
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.annotate._inputs import FrameLabel
+from pipeline.annotate._inputs import MOVE_DIRECTIONS, FrameLabel, LabelEvent
 
-STOPPED_SPEED = 0.5   # studs/s: below this the character counts as stopped
-MOVING_SPEED = 2.0    # studs/s: above this "standing still" is a contradiction
+STOPPED_SPEED = 0.5  # studs/s: below this the character counts as stopped
+MOTIONS = ("moving", "stopped")
+CAMERA = ("still", "turning left", "turning right")
 
-_NEGATION = re.compile(r"\b(not|no|never|without|isn't|isnt|aren't|doesn't|nor)\W+(\w+\W+){0,2}$")
-_AIRBORNE = re.compile(r"\b(jump\w*|leap\w*|in the air|mid-?air|airborne|falling|hopp\w*)\b")
-_MOVING = re.compile(r"\b(walk\w*|run\w*|mov\w*|strafe\w*|strafing|sprint\w*|jogg\w*)\b")
-_STILL = re.compile(r"\b(standing still|stands still|stationary|idle|stopped|motionless)\b")
-_DIRECTION = re.compile(
-    r"\b(?:walk|run|mov|strafe|strafing|head|go|step|sprint|jog)\w*\s+(?:\w+\s+){0,2}?"
-    r"(forwards?|backwards?|back|left|right|away from the camera|toward(?:s)? the camera)\b")
-_CANONICAL = {"forward": "forward", "forwards": "forward", "backward": "back",
-              "backwards": "back", "back": "back", "left": "left", "right": "right",
-              "away from the camera": "forward", "toward the camera": "back",
-              "towards the camera": "back"}
+
+@dataclass(frozen=True)
+class Answer:
+    """A parsed caption answer."""
+
+    direction: str
+    motion: str
+    airborne: bool
+    camera: str
+    caption: str
 
 
 @dataclass(frozen=True)
 class Consistency:
-    """The verdict: `consistent` is False when any rule fired; `reasons` say which."""
+    """The verdict: `consistent` is False when a field contradicts the state."""
 
     consistent: bool
     reasons: tuple[str, ...]
@@ -42,34 +45,50 @@ class Consistency:
         return "; ".join(self.reasons)
 
 
-def _claims(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
-    """Matches of `pattern` in `text` not preceded by a negation."""
-    return [m for m in pattern.finditer(text) if not _NEGATION.search(text[:m.start()])]
+def parse_answer(text: str) -> Answer | None:
+    """The first JSON object of `text` as an Answer (None when absent or malformed)."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        data, _ = json.JSONDecoder().raw_decode(text[start:])
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    direction, motion, camera = data.get("direction"), data.get("motion"), data.get("camera")
+    airborne, caption = data.get("airborne"), data.get("caption")
+    if (direction not in MOVE_DIRECTIONS or motion not in MOTIONS or camera not in CAMERA
+            or not isinstance(airborne, bool) or not isinstance(caption, str)
+            or not caption.strip()):
+        return None
+    return Answer(direction, motion, airborne, camera, caption.strip())
 
 
-def check_caption(caption: str, label: FrameLabel) -> Consistency:
-    """Check one caption against the true state of its frame."""
-    text = caption.lower()
-    reasons = []
-    airborne = _claims(_AIRBORNE, text)
-    if label.grounded and airborne:
-        reasons.append(f"says '{airborne[0].group(0)}' but the character is grounded "
-                       f"(state {label.humanoid_state})")
+def camera_motion(frame_index: int, events: Sequence[LabelEvent]) -> str:
+    """"turning left/right" while a camera turn event covers the frame, else "still"."""
+    for event in events:
+        if (event.kind == "turn" and event.detail("subject") == "camera"
+                and event.start_frame <= frame_index <= event.end_frame):
+            return f"turning {event.detail('direction')}"
+    return "still"
+
+
+def expected_answer(label: FrameLabel, events: Sequence[LabelEvent]) -> dict[str, object]:
+    """The field values the state implies for the frame."""
     stopped = label.speed < STOPPED_SPEED or label.move_dir_cam == "none"
-    moving = _claims(_MOVING, text)
-    if stopped and moving:
-        reasons.append(f"says '{moving[0].group(0)}' but the character is stopped "
-                       f"(speed {label.speed:.1f} studs/s)")
-    still = _claims(_STILL, text)
-    if still and label.speed > MOVING_SPEED:
-        reasons.append(f"says '{still[0].group(0)}' but the character moves at "
-                       f"{label.speed:.1f} studs/s")
-    if not stopped:
-        allowed = set(label.move_dir_cam.split("-"))
-        for match in _claims(_DIRECTION, text):
-            said = _CANONICAL[match.group(1)]
-            if said not in allowed:
-                reasons.append(f"says it moves {said} relative to the camera but it moves "
-                               f"{label.move_dir_cam}")
-                break
-    return Consistency(consistent=not reasons, reasons=tuple(reasons))
+    return {"direction": "none" if stopped else label.move_dir_cam,
+            "motion": "stopped" if stopped else "moving",
+            "airborne": not label.grounded,
+            "camera": camera_motion(label.frame_index, events)}
+
+
+def check_answer(answer: Answer, label: FrameLabel | None,
+                 events: Sequence[LabelEvent]) -> Consistency:
+    """Compare each field of `answer` with the state of its frame."""
+    if label is None or not label.has_state:
+        return Consistency(True, ())
+    expected = expected_answer(label, events)
+    reasons = tuple(f"{field} is {getattr(answer, field)!r} but the state says {value!r}"
+                    for field, value in expected.items() if getattr(answer, field) != value)
+    return Consistency(not reasons, reasons)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from capture import VideoFrame
 from pipeline.annotate._registry import (
     AnnotateSettings,
     ShardInput,
@@ -44,6 +45,7 @@ class EmbedStage:
     def __init__(self, settings: AnnotateSettings) -> None:
         self.settings = settings
         self.model: Any = None
+        self.grid_shape: tuple[int, int] = (0, 0)
 
     def load(self) -> dict[str, Any]:
         from transformers import AutoModel
@@ -60,29 +62,32 @@ class EmbedStage:
         self.device = torch_device(s.device)
         return {**record, "patch_size": self.patch, "register_tokens": self.registers}
 
-    def _forward(self, images: list[np.ndarray]) -> list[tuple[Any, Any, Any]]:
-        batch = images_to_tensor(images, self.device)
+    def _forward(self, frames: list[VideoFrame]) -> list[tuple[Any, Any, Any]]:
+        """(cls, mean patch, patch grid or None) per frame; only the grids of dense frames
+        leave the device."""
+        batch = images_to_tensor([f.image for f in frames], self.device)
         size = patch_multiple_size(batch.shape[2], batch.shape[3], self.patch,
                                    self.settings.max_side)
         pixels = resize_normalize(batch, size, self.mean, self.std).to(self.model.dtype)
         hidden = self.model(pixel_values=pixels).last_hidden_state
         patches = hidden[:, 1 + self.registers:]
-        grid = patches.reshape(len(images), size[0] // self.patch, size[1] // self.patch, -1)
+        grid = patches.reshape(len(frames), size[0] // self.patch, size[1] // self.patch, -1)
         cls = hidden[:, 0].half().cpu().numpy()
         mean = patches.float().mean(dim=1).half().cpu().numpy()
-        dense = grid.half().cpu().numpy()
-        return list(zip(cls, mean, dense, strict=True))
+        dense = [k for k, f in enumerate(frames) if f.index % self.settings.dense_every == 0]
+        grids = dict(zip(dense, grid[dense].half().cpu().numpy(), strict=True)) if dense else {}
+        self.grid_shape = tuple(grid.shape[1:3])
+        return [(cls[k], mean[k], grids.get(k)) for k in range(len(frames))]
 
     def process(self, shard: ShardInput) -> ShardOutput:
-        frames = list(shard.frames)
-        results = run_batched(self._forward, [f.image for f in frames],
-                              self.settings.batch_size)
+        frames = shard.frames  # a stream: batches start as their frames are decoded
+        results = run_batched(self._forward, frames, self.settings.batch_size)
         index = np.array([f.index for f in frames], dtype=np.int64)
-        keep = [i for i, f in enumerate(frames) if f.index % self.settings.dense_every == 0]
+        keep = [i for i, r in enumerate(results) if r[2] is not None]
         tensors = {"frame_index": index,
                    "cls": np.stack([r[0] for r in results]),
                    "mean_patch": np.stack([r[1] for r in results])}
-        grid_shape = results[0][2].shape[:2] if results else (0, 0)
+        grid_shape = self.grid_shape if results else (0, 0)
         if keep:
             tensors["dense"] = np.stack([results[i][2] for i in keep])
             tensors["dense_frame_index"] = index[keep]

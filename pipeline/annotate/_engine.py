@@ -1,24 +1,25 @@
 """Running stages over sessions: in this process (default) or on Ray.
 
-Work is stage-major: one stage's model is loaded once, runs over every session, and is
-dropped before the next stage loads, so one model is resident at a time. Within a session,
-frames are decoded on a thread ahead of the model, grouped into shards of `shard_frames`
-decoded frames, and each shard is written as soon as it is done; finished shards are
-skipped on a later run without loading the model when nothing is left to do.
+Work is session-major: every requested stage's model is loaded once and stays loaded
+(`keep_models`, the default, for devices where they fit), each session's video is decoded
+once on a thread into whole shards (`prefetch` shards ahead), and every shard goes through
+every stage that still needs it before the next. With `keep_models=False` the stages run
+one after another with one model resident at a time, each decoding the video again.
+Each shard is written as soon as it is done; finished shards are skipped on a later run
+without loading the model when nothing is left to do.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from capture import Session, VideoFrame
-from pipeline._errors import MissingExtraError, PipelineError
-from pipeline.annotate._inputs import prefetch_frames, read_label_events, read_labels
+from capture import Session
+from pipeline._errors import PipelineError
+from pipeline.annotate._inputs import prefetch_shards, read_label_events, read_labels
 from pipeline.annotate._outputs import StageOutputs
 from pipeline.annotate._registry import AnnotateSettings, ShardInput, Stage, create_stage
 
@@ -39,22 +40,6 @@ class StageReport:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _shards(frames: Iterator[VideoFrame], size: int, overlap: int
-            ) -> Iterator[tuple[int, list[VideoFrame], list[VideoFrame]]]:
-    """(shard number, its frames, the `overlap` frames before it) from a frame stream."""
-    before: deque[VideoFrame] = deque(maxlen=max(overlap, 1))
-    current: list[VideoFrame] = []
-    shard = 0
-    for frame in frames:
-        current.append(frame)
-        if len(current) == size:
-            yield shard, current, list(before) if overlap else []
-            before.extend(current)
-            current, shard = [], shard + 1
-    if current:
-        yield shard, current, list(before) if overlap else []
-
-
 def _summary(sidecars: Sequence[dict[str, Any]]) -> dict[str, Any]:
     totals: dict[str, Any] = {"shards": len(sidecars)}
     for sidecar in sidecars:
@@ -66,7 +51,7 @@ def _summary(sidecars: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 class StageRunner:
-    """One stage, loaded at most once, run over any number of sessions."""
+    """One stage, loaded at most once, with its identity for resumption."""
 
     def __init__(self, name: str, settings: AnnotateSettings) -> None:
         self.settings = settings
@@ -79,98 +64,122 @@ class StageRunner:
                 "dtype": s.dtype,
                 "settings": {k: s.as_json()[k] for k in self.stage.settings_keys}}
 
-    def run(self, path: Path | str, progress: Progress | None = None) -> StageReport:
-        """Annotate one session with this stage (resuming: done shards are skipped)."""
-        s, name = self.settings, self.stage.name
-        session = Session.open(path)
-        session_id = session.manifest.session_id
-        total = session.read_frames().num_rows
-        shard_count = -(-total // s.shard_frames)
-        outputs = StageOutputs(session.path, name, self.identity())
-        todo = [k for k in range(shard_count) if not outputs.is_done(k)]
-        if not todo:
-            logger.info("%s: %s already done (%d shards)", session_id, name, shard_count)
-            return StageReport(session_id, name, 0, shard_count,
-                               _summary(outputs.sidecars()))
-        labels = read_labels(session) if self.stage.needs_labels else {}
-        events = read_label_events(session) if self.stage.needs_labels else ()
+    def load(self) -> dict[str, Any]:
         if self.model is None:
             self.model = self.stage.load()
-        written, done_frames = 0, 0
-        frames = prefetch_frames(session, s.prefetch)
-        try:
-            for shard, batch, overlap in _shards(frames, s.shard_frames, self.stage.overlap):
-                done_frames += len(batch)
-                if shard in todo:
-                    output = self.stage.process(ShardInput(shard, batch, overlap, labels,
-                                                           events))
-                    outputs.write_shard(shard, [f.index for f in batch], output, self.model)
-                    written += 1
-                if progress is not None:
-                    progress(session_id, name, min(done_frames, total), total)
-                if shard >= todo[-1]:
-                    break
-        finally:
-            frames.close()
-        summary = _summary(outputs.sidecars())
-        outputs.write_meta(self.model, summary)
-        return StageReport(session_id, name, written, shard_count - written, summary)
+        return self.model
 
     def close(self) -> None:
         self.stage.close()
         self.model = None
 
 
+class Pipeline:
+    """Stages run together over sessions: one decode per session, models loaded once."""
+
+    def __init__(self, names: Sequence[str], settings: AnnotateSettings) -> None:
+        self.settings = settings
+        self.runners = [StageRunner(name, settings) for name in names]
+
+    def run(self, path: Path | str, progress: Progress | None = None) -> list[StageReport]:
+        """Annotate one session with every stage (resuming: done shards are skipped)."""
+        s = self.settings
+        session = Session.open(path)
+        session_id = session.manifest.session_id
+        total = session.read_frames().num_rows
+        shard_count = -(-total // s.shard_frames)
+        outputs = {r.stage.name: StageOutputs(session.path, r.stage.name, r.identity())
+                   for r in self.runners}
+        todo = {name: {k for k in range(shard_count) if not out.is_done(k)}
+                for name, out in outputs.items()}
+        active = [r for r in self.runners if todo[r.stage.name]]
+        written = dict.fromkeys(outputs, 0)
+        if active:
+            needs_labels = any(r.stage.needs_labels for r in active)
+            labels = read_labels(session) if needs_labels else {}
+            events = read_label_events(session) if needs_labels else ()
+            for runner in active:
+                runner.load()
+            overlap = max(r.stage.overlap for r in active)
+            last = max(max(todo[r.stage.name]) for r in active)
+            shards = prefetch_shards(session, s.shard_frames, overlap, s.prefetch, last)
+            done_frames = 0
+            try:
+                for shard, batch, before in shards:
+                    done_frames += len(batch)
+                    for runner in active:
+                        name = runner.stage.name
+                        if shard not in todo[name]:
+                            continue
+                        tail = before[len(before) - runner.stage.overlap:] \
+                            if runner.stage.overlap else []
+                        output = runner.stage.process(ShardInput(shard, batch, tail, labels,
+                                                                 events))
+                        outputs[name].write_shard(shard, [f.index for f in batch], output,
+                                                  runner.load())
+                        written[name] += 1
+                        if progress is not None:
+                            progress(session_id, name, min(done_frames, total), total)
+                    if shard >= last:
+                        break
+            finally:
+                shards.close()
+        reports = []
+        for runner in self.runners:
+            name = runner.stage.name
+            summary = _summary(outputs[name].sidecars())
+            if written[name]:
+                outputs[name].write_meta(runner.load(), summary)
+            else:
+                logger.info("%s: %s already done (%d shards)", session_id, name, shard_count)
+            reports.append(StageReport(session_id, name, written[name],
+                                       shard_count - written[name], summary))
+        return reports
+
+    def close(self) -> None:
+        for runner in self.runners:
+            runner.close()
+
+
+def resolve_device(settings: AnnotateSettings) -> AnnotateSettings:
+    """`auto` becomes cuda when torch sees a CUDA device, else cpu; cuda is checked here,
+    before any model loads."""
+    from pipeline.annotate._runtime import import_torch, torch_device
+
+    if settings.device == "auto":
+        cuda = import_torch().cuda.is_available()
+        settings = replace(settings, device="cuda" if cuda else "cpu")
+        logger.info("--device auto: using %s", settings.device)
+    torch_device(settings.device)
+    return settings
+
+
 def annotate(paths: Sequence[Path | str], stages: Sequence[str], settings: AnnotateSettings,
              *, engine: Engine = "local", progress: Progress | None = None
              ) -> list[StageReport]:
-    """Run `stages` (in order) over the sessions at `paths`; one report per (stage, session).
+    """Run `stages` over the sessions at `paths`; one report per (session, stage).
 
     >>> annotate(["sessions/s1"], ["embed"], AnnotateSettings(device="cuda", dtype="bf16"))
     """
+    from pipeline.annotate._models import check_model_sizes
+
     for path in paths:
         Session.open(path)  # fail early on a path that is not a session
-    if engine == "ray":
-        return _annotate_ray(paths, stages, settings)
-    if engine != "local":
+    if engine not in ("local", "ray"):
         raise PipelineError(f"engine {engine!r} is unknown; use 'local' or 'ray'")
-    reports = []
-    for name in stages:
-        runner = StageRunner(name, settings)
-        try:
-            reports.extend(runner.run(p, progress) for p in paths)
-        finally:
-            runner.close()
-    return reports
+    if engine == "ray":
+        from pipeline.annotate._ray import annotate_ray
 
-
-def _annotate_ray(paths: Sequence[Path | str], stages: Sequence[str],
-                  settings: AnnotateSettings) -> list[StageReport]:
-    """Each stage on a pool of Ray actors (one model load per actor, one GPU each on CUDA)."""
-    try:
-        import ray
-        from ray.util import ActorPool
-    except ImportError:
-        raise MissingExtraError("ray", "ray") from None
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
-
-    @ray.remote(num_gpus=1 if settings.device == "cuda" else 0)
-    class _Actor:
-        def __init__(self, name: str) -> None:
-            self.runner = StageRunner(name, settings)
-
-        def run(self, path: str) -> StageReport:
-            return self.runner.run(path)
-
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    width = max(1, min(len(paths), gpus if settings.device == "cuda" else cpus))
+        return annotate_ray(paths, stages, settings, progress)
+    settings = resolve_device(settings)
+    check_model_sizes(stages, settings)
+    groups = [list(stages)] if settings.keep_models else [[name] for name in stages]
     reports: list[StageReport] = []
-    for name in stages:
-        actors = [_Actor.remote(name) for _ in range(width)]
-        pool = ActorPool(actors)
-        reports.extend(pool.map(lambda actor, p: actor.run.remote(str(p)), list(paths)))
-        for actor in actors:
-            ray.kill(actor)
+    for names in groups:
+        pipeline = Pipeline(names, settings)
+        try:
+            for path in paths:
+                reports.extend(pipeline.run(path, progress))
+        finally:
+            pipeline.close()
     return reports

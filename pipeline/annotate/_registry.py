@@ -15,7 +15,7 @@ from capture import VideoFrame
 from pipeline._errors import PipelineError
 from pipeline.annotate._inputs import FrameLabel, LabelEvent
 
-Device = Literal["cpu", "cuda"]
+Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["bf16", "fp16", "fp32"]
 
 DEFAULT_MODELS = {
@@ -36,19 +36,20 @@ class AnnotateSettings:
     batch_size: int = 8
     models: Mapping[str, str] = field(default_factory=dict)  # stage -> hub id or folder
     shard_frames: int = 256
-    prefetch: int = 32
+    prefetch: int = 1  # whole shards decoded ahead of the models
+    keep_models: bool = True  # every stage's model loaded at once, one decode per session
+    allow_large_on_cpu: bool = False  # run multi-billion-parameter models on a CPU
     # embed
     max_side: int = 512
     dense_every: int = 10
     # segment
-    segment_backend: Literal["transformers", "sam3"] = "transformers"
     vocabulary: tuple[str, ...] = DEFAULT_VOCABULARY
     score_threshold: float = 0.3
-    mask_threshold: float = 0.5
     match_iou: float = 0.3
+    keyframe_every: int = 30  # frames between box re-prompts and text detection
     # caption
     context: str = ""
-    caption_every: int = 30
+    caption_every: float = 2.0  # seconds between captions away from events
     max_pixels: int = 448 * 448
     max_new_tokens: int = 48
     # video
@@ -57,19 +58,22 @@ class AnnotateSettings:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "shard_frames", "prefetch", "max_side", "dense_every",
-                     "caption_every", "max_pixels", "max_new_tokens", "clip_frames",
+                     "keyframe_every", "max_pixels", "max_new_tokens", "clip_frames",
                      "clip_stride"):
             if getattr(self, name) < 1:
                 raise PipelineError(f"annotate setting {name}={getattr(self, name)} is not "
                                     "positive; pass a value >= 1")
-        if self.device not in ("cpu", "cuda"):
-            raise PipelineError(f"device {self.device!r} is unknown; use 'cpu' or 'cuda'")
+        if not self.caption_every > 0:
+            raise PipelineError(f"annotate setting caption_every={self.caption_every} is not "
+                                "positive; pass a number of seconds > 0")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise PipelineError(f"device {self.device!r} is unknown; use auto, cpu or cuda")
         if self.dtype not in ("bf16", "fp16", "fp32"):
             raise PipelineError(f"dtype {self.dtype!r} is unknown; use bf16, fp16 or fp32")
 
     def model_id(self, stage: str) -> str:
         """The hub id or folder the stage loads (its default unless overridden)."""
-        return self.models.get(stage) or DEFAULT_MODELS[stage]
+        return self.models.get(stage) or DEFAULT_MODELS.get(stage, "")
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -116,7 +120,7 @@ class Stage(Protocol):
         """Annotate one shard."""
 
     def close(self) -> None:
-        """Drop the model (one model resident at a time)."""
+        """Drop the model and free its memory."""
 
 
 _STAGES: dict[str, Callable[[AnnotateSettings], Stage]] = {}

@@ -51,23 +51,30 @@ def torch_dtype(dtype: str) -> Any:
 
 def load_pretrained(loader: Any, model_id: str, *, dtype: str, device: str) -> tuple[Any, dict]:
     """`loader.from_pretrained(model_id)` in eval mode with SDPA attention (eager where the
-    architecture has no SDPA path); returns the model and what to record about it."""
-    torch = import_torch()
-    from transformers.utils import logging as hf_logging
+    architecture has no SDPA path); returns the model and what to record about it.
 
-    hf_logging.disable_progress_bar()
-    kwargs = {"dtype": torch_dtype(dtype)}
+    The device is checked before anything loads; on CUDA with accelerate installed the
+    weights load straight onto the GPU instead of passing through host memory. Downloads
+    show huggingface_hub's progress bars."""
+    import importlib.util
+
+    torch = import_torch()
+    target = torch_device(device)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
+    if target.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
+        kwargs["device_map"] = str(target)
     try:
-        model = loader.from_pretrained(model_id, attn_implementation="sdpa", **kwargs)
-    except ValueError as exc:
-        if "sdpa" not in str(exc).lower():
-            raise
-        logger.info("%s has no SDPA attention; using eager", model_id)
-        model = loader.from_pretrained(model_id, **kwargs)
+        try:
+            model = loader.from_pretrained(model_id, attn_implementation="sdpa", **kwargs)
+        except ValueError as exc:
+            if "sdpa" not in str(exc).lower():
+                raise
+            logger.info("%s has no SDPA attention; using eager", model_id)
+            model = loader.from_pretrained(model_id, **kwargs)
     except OSError as exc:
         raise PipelineError(f"cannot load model {model_id!r} ({exc}); pass a hub id you can "
                             "download or a local folder made with save_pretrained") from None
-    model = model.to(torch_device(device)).eval()
+    model = model.to(target).eval()
     torch.set_grad_enabled(False)
     return model, model_record(model, model_id, dtype)
 
@@ -80,17 +87,22 @@ def model_record(model: Any, model_id: str, dtype: str) -> dict[str, Any]:
             "attn_implementation": getattr(config, "_attn_implementation", None)}
 
 
-def preprocessor_dict(model_id: str) -> dict[str, Any]:
-    """The model's `preprocessor_config.json` as a dict ({} when it ships none)."""
+def repo_file(model_id: str, name: str) -> Path | None:
+    """A file of a local folder or hub repository (downloaded once), None when absent."""
     folder = Path(model_id)
     if folder.is_dir():
-        path = folder / "preprocessor_config.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        path = folder / name
+        return path if path.is_file() else None
     from transformers.utils import cached_file
 
-    path = cached_file(model_id, "preprocessor_config.json",
-                       _raise_exceptions_for_missing_entries=False)
-    return json.loads(Path(path).read_text()) if path else {}
+    found = cached_file(model_id, name, _raise_exceptions_for_missing_entries=False)
+    return Path(found) if found else None
+
+
+def preprocessor_dict(model_id: str, name: str = "preprocessor_config.json") -> dict[str, Any]:
+    """The model's `preprocessor_config.json` (or `name`) as a dict ({} when absent)."""
+    path = repo_file(model_id, name)
+    return json.loads(path.read_text()) if path is not None else {}
 
 
 def run_batched(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T],
@@ -117,9 +129,13 @@ def run_batched(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T],
 
 def images_to_tensor(images: Sequence[np.ndarray], device: Any) -> Any:
     """Stack HxWx3 uint8 frames into a float [B, 3, H, W] tensor in [0, 1] on `device`
-    (the upload is uint8, so the conversion runs on the device)."""
+    (the upload is uint8 from pinned host memory on CUDA, asynchronous, and the conversion
+    runs on the device)."""
     torch = import_torch()
-    batch = torch.from_numpy(np.stack(images)).to(device, non_blocking=True)
+    host = torch.from_numpy(np.stack(images))
+    if torch.device(device).type == "cuda":
+        host = host.pin_memory()
+    batch = host.to(device, non_blocking=True)
     return batch.permute(0, 3, 1, 2).float().div_(255.0)
 
 

@@ -2,8 +2,9 @@
 
 A clip is `clip_frames` consecutive decoded frames starting every `clip_stride` frames;
 it belongs to the shard holding its last frame, and the stage asks the engine for the
-`clip_frames - 1` frames before each shard, so no clip is lost at shard boundaries. Each
-frame is centre-cropped to a square and resized to the model's crop size on the device.
+`clip_frames - 1` frames before each shard, so no clip is lost at shard boundaries. Frames
+are prepared on the device as the model's VJEPA2VideoProcessor prepares them: shortest
+edge resized to crop * 256 / 224, then a centre crop of crop x crop.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pipeline.annotate._runtime import (
     IMAGENET_STD,
     free_device_memory,
     images_to_tensor,
+    import_torch,
     load_pretrained,
     preprocessor_dict,
     resize_normalize,
@@ -51,20 +53,27 @@ class VideoStage:
         s = self.settings
         model_id = s.model_id(self.name)
         self.model, record = load_pretrained(AutoModel, model_id, dtype=s.dtype, device=s.device)
-        self.crop = int(self.model.config.crop_size)
-        pre = preprocessor_dict(model_id)
+        pre = preprocessor_dict(model_id, "video_preprocessor_config.json")
+        crop = pre.get("crop_size") or self.model.config.crop_size
+        self.crop = int(crop["height"] if isinstance(crop, dict) else crop)
+        # VJEPA2VideoProcessor: shortest edge to crop * 256 / 224, then a centre crop
+        self.short = int((pre.get("size") or {}).get("shortest_edge", self.crop * 256 // 224))
         self.mean = tuple(pre.get("image_mean", IMAGENET_MEAN))
         self.std = tuple(pre.get("image_std", IMAGENET_STD))
         self.device = torch_device(s.device)
         return {**record, "crop_size": self.crop}
 
     def _frames(self, images: Sequence[np.ndarray]) -> Any:
+        torch = import_torch()
         batch = images_to_tensor(images, self.device)
         height, width = batch.shape[2], batch.shape[3]
-        side = min(height, width)
-        top, left = (height - side) // 2, (width - side) // 2
-        square = batch[:, :, top:top + side, left:left + side]
-        return resize_normalize(square, (self.crop, self.crop), self.mean, self.std)
+        scale = self.short / min(height, width)
+        size = (max(self.crop, round(height * scale)), max(self.crop, round(width * scale)))
+        batch = torch.nn.functional.interpolate(batch, size=size, mode="bilinear",
+                                                align_corners=False, antialias=True)
+        top, left = (size[0] - self.crop) // 2, (size[1] - self.crop) // 2
+        crop = batch[:, :, top:top + self.crop, left:left + self.crop]
+        return resize_normalize(crop, (self.crop, self.crop), self.mean, self.std)
 
     def _embed(self, clips: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
         import torch

@@ -22,11 +22,22 @@ def _stages(value: str) -> list[str]:
     return names
 
 
-@click.command()
+def _epilog() -> str:
+    from pipeline.annotate._models import models_help
+
+    return "\b\nDefault models (weights download on first use):\n" + models_help()
+
+
+@click.command(epilog=_epilog())
 @sessions_argument()
 @click.option("--stages", default="embed,segment,caption", show_default=True,
               help="Comma-separated stages, run in this order.")
-@click.option("--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
+              show_default=True, help="auto: cuda when torch sees a GPU, else cpu.")
+@click.option("--allow-large-on-cpu", is_flag=True,
+              help="Run models of 3B+ parameters on the CPU (refused otherwise: very slow).")
+@click.option("--one-model-at-a-time", is_flag=True,
+              help="Load one stage's model at a time (less memory; decodes once per stage).")
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default="bf16",
               show_default=True)
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
@@ -34,19 +45,19 @@ def _stages(value: str) -> list[str]:
 @click.option("--segment-model", help="Hub id or folder for SAM 3.")
 @click.option("--caption-model", help="Hub id or folder for Qwen3-VL.")
 @click.option("--video-model", help="Hub id or folder for V-JEPA 2.")
-@click.option("--segment-backend", type=click.Choice(["transformers", "sam3"]),
-              default="transformers", show_default=True)
 @click.option("--context", default="", help="Human context added to every caption prompt.")
 @click.option("--dense-every", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--caption-every", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--caption-every", type=click.FloatRange(min=0, min_open=True), default=2.0,
+              show_default=True, help="Seconds between captions away from events.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--max-side", type=click.IntRange(min=16), default=512, show_default=True)
 @click.option("--max-pixels", type=click.IntRange(min=1024), default=448 * 448,
               show_default=True)
-def command(sessions: list[Path], stages: str, device: str, dtype: str, engine: str,
+def command(sessions: list[Path], stages: str, device: str, allow_large_on_cpu: bool,
+            one_model_at_a_time: bool, dtype: str, engine: str,
             embed_model: str | None, segment_model: str | None, caption_model: str | None,
-            video_model: str | None, segment_backend: str, context: str, dense_every: int,
-            caption_every: int, batch_size: int, max_side: int, max_pixels: int) -> None:
+            video_model: str | None, context: str, dense_every: int,
+            caption_every: float, batch_size: int, max_side: int, max_pixels: int) -> None:
     """Annotate SESSIONS with vision models into <session>/annotations/ (resumable)."""
     from pipeline.annotate import AnnotateSettings, annotate
 
@@ -54,7 +65,9 @@ def command(sessions: list[Path], stages: str, device: str, dtype: str, engine: 
                                 ("caption", caption_model), ("video", video_model)) if v}
     names = _stages(stages)
     settings = AnnotateSettings(device=device, dtype=dtype, batch_size=batch_size,
-                                models=models, segment_backend=segment_backend,
+                                allow_large_on_cpu=allow_large_on_cpu,
+                                keep_models=not one_model_at_a_time,
+                                models=models,
                                 context=context, dense_every=dense_every,
                                 caption_every=caption_every, max_side=max_side,
                                 max_pixels=max_pixels)

@@ -57,3 +57,21 @@ def test_not_a_session(tmp_path) -> None:
     assert "is not a session" in result.output
     missing = run(str(tmp_path / "nope"))
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_help_names_the_default_models_and_licences() -> None:
+    result = CliRunner().invoke(cli, ["annotate", "--help"])
+    assert result.exit_code == 0
+    for text in ("facebook/dinov3-vit7b16-pretrain-lvd1689m", "facebook/sam3",
+                 "Qwen/Qwen3-VL-8B-Instruct", "facebook/vjepa2-vitl-fpc64-256",
+                 "DINOv3 License", "SAM License", "Apache-2.0", "MIT", "--device",
+                 "[auto|cuda|cpu]"):
+        assert text in result.output, text
+
+
+def test_default_7b_model_on_cpu_is_refused_before_loading(tmp_path) -> None:
+    session = make_session(tmp_path, "s1", frames=2)
+    result = run(str(session), "--stages", "embed", "--device", "cpu")
+    assert result.exit_code != 0
+    assert "--allow-large-on-cpu" in str(result.exception)
+    assert not (session / "annotations").exists()

@@ -1,73 +1,98 @@
-"""The caption consistency checker and the entity association, on synthetic truth."""
+"""The structured caption check: answers parsed, each field compared with the state, and
+the kept caption chosen (model, constrained retry or state), on hand-written answers."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
+
 import pytest
 
-from pipeline.annotate import FrameLabel, LabeledObject, TrackLinker, associate, check_caption
-from pipeline.annotate._associate import appearance
+from pipeline.annotate import FrameLabel, LabelEvent, check_answer, parse_answer
+from pipeline.annotate._caption import choose, finish_retry, retry_prefix
 
 
 def label(**changes) -> FrameLabel:
     base = {"frame_index": 3, "t": 0.1, "objects": (), "humanoid_state": "Running",
             "grounded": True, "speed": 12.0, "move_dir_cam": "forward-left", "keys": ("W", "A"),
-            "caption": ""}
+            "caption": "The character runs forward-left."}
     return FrameLabel(**{**base, **changes})
 
 
-@pytest.mark.parametrize("caption", [
-    "The character runs forward and to the left across the grass.",
-    "The avatar is moving left toward the trees; it is not jumping.",
-    "A player walks away from the camera.",
-])
-def test_consistent_captions_pass(caption: str) -> None:
-    verdict = check_caption(caption, label())
+def answer(**changes) -> str:
+    base = {"direction": "forward-left", "motion": "moving", "airborne": False,
+            "camera": "still", "caption": "The character runs forward and to the left."}
+    return json.dumps({**base, **changes})
+
+
+CAMERA_LEFT = LabelEvent("turn", 1, 5, (("degrees", 95.0), ("direction", "left"),
+                                         ("subject", "camera")))
+CHARACTER_RIGHT = LabelEvent("turn", 1, 5, (("direction", "right"), ("subject", "character")))
+
+
+def test_a_correct_answer_is_consistent() -> None:
+    parsed = parse_answer("Sure: " + answer() + " trailing text")
+    assert parsed is not None and parsed.caption == "The character runs forward and to the left."
+    verdict = check_answer(parsed, label(), [])
     assert verdict.consistent and verdict.reason == ""
 
 
-@pytest.mark.parametrize(("caption", "truth", "reason"), [
-    ("The character jumps over the box.", {}, "says 'jumps' but the character is grounded"),
-    ("The player is in the air.", {}, "says 'in the air'"),
-    ("The character runs to the right.", {}, "moves right relative to the camera but it "
-                                             "moves forward-left"),
-    ("The player walks toward the camera.", {}, "moves back relative"),
-    ("The character is running.", {"speed": 0.0, "move_dir_cam": "none"},
-     "character is stopped (speed 0.0 studs/s)"),
-    ("The character is standing still.", {}, "moves at 12.0 studs/s"),
+@pytest.mark.parametrize(("fields", "truth", "events", "field"), [
+    ({"direction": "right"}, {}, [], "direction"),
+    ({"motion": "stopped", "direction": "none"}, {}, [], "motion"),
+    ({"airborne": True}, {}, [], "airborne"),
+    ({"airborne": False}, {"grounded": False, "humanoid_state": "Freefall"}, [], "airborne"),
+    ({"camera": "turning right"}, {}, [CAMERA_LEFT], "camera"),
+    ({"camera": "turning left"}, {}, [], "camera"),
+    ({"direction": "forward-left", "motion": "moving"},
+     {"speed": 0.2, "move_dir_cam": "none"}, [], "direction"),
 ])
-def test_planted_contradictions_are_flagged(caption: str, truth: dict, reason: str) -> None:
-    verdict = check_caption(caption, label(**truth))
+def test_each_contradicting_field_is_named(fields, truth, events, field) -> None:
+    parsed = parse_answer(answer(**fields))
+    assert parsed is not None
+    verdict = check_answer(parsed, label(**truth), events)
     assert not verdict.consistent
-    assert reason in verdict.reason
+    assert any(reason.startswith(f"{field} is") for reason in verdict.reasons)
 
 
-def test_airborne_claim_is_fine_when_airborne() -> None:
-    assert check_caption("The character jumps.", label(grounded=False,
-                                                       humanoid_state="Jumping")).consistent
+def test_camera_turn_matches_and_a_character_turn_is_not_the_camera() -> None:
+    turning = parse_answer(answer(camera="turning left"))
+    still = parse_answer(answer())
+    assert check_answer(turning, label(), [CAMERA_LEFT]).consistent
+    assert check_answer(still, label(), [CHARACTER_RIGHT]).consistent
+    assert check_answer(still, label(frame_index=9), [CAMERA_LEFT]).consistent  # after it
 
 
-def test_association_on_synthetic_masks() -> None:
-    objects = (LabeledObject("char", "Player", "character", (10.0, 10.0, 30.0, 40.0), True),
-               LabeledObject("e1", "Crate", "entity", (50.0, 5.0, 70.0, 20.0), True),
-               LabeledObject("e2", "Hidden", "entity", (0.0, 0.0, 100.0, 100.0), False))
-    masks = [(51.0, 5.0, 70.0, 21.0), (10.0, 12.0, 30.0, 40.0), (80.0, 80.0, 90.0, 90.0),
-             (12.0, 10.0, 30.0, 38.0)]
-    matches = associate(masks, objects, min_iou=0.3)
-    assert [m.entity_id for m in matches] == ["e1", "char", None, None]  # one mask per entity
-    assert matches[1].iou == pytest.approx(20 * 28 / (20 * 30))
+@pytest.mark.parametrize("text", [
+    "", "The character flies into the sky.", "{not json", "[1, 2]",
+    answer(direction="up"), answer(motion="swimming"), answer(airborne="yes"),
+    answer(caption=""), answer(camera="spinning"),
+])
+def test_unusable_answers_parse_to_none(text: str) -> None:
+    assert parse_answer(text) is None
 
 
-def test_track_linker_keeps_ids_for_the_same_object() -> None:
-    image = np.zeros((20, 20, 3), np.uint8)
-    image[:, 10:] = (200, 10, 10)
-    left, right = np.zeros((20, 20), bool), np.zeros((20, 20), bool)
-    left[5:10, 2:8], right[5:10, 12:18] = True, True
-    linker = TrackLinker()
-    features = [appearance(image, left), appearance(image, right)]
-    first = linker.link(["box", "box"], [(2, 5, 8, 10), (12, 5, 18, 10)], features)
-    second = linker.link(["box", "box"], [(13, 5, 19, 10), (2, 5, 8, 10)], features[::-1])
-    assert first == ["track-00000", "track-00001"]
-    assert second == ["track-00001", "track-00000"]
-    third = linker.link(["tree"], [(13, 5, 19, 10)], [features[1]])
-    assert third == ["track-00002"]  # another prompt never continues a track
+def test_a_frame_without_state_checks_nothing() -> None:
+    parsed = parse_answer(answer(direction="back", airborne=True))
+    assert check_answer(parsed, None, []).consistent
+    assert check_answer(parsed, label(has_state=False), []).consistent
+
+
+def test_retry_prefix_carries_the_state_and_finishes_at_the_quote() -> None:
+    prefix = retry_prefix(label(grounded=False), [CAMERA_LEFT])
+    assert prefix == ('{"direction": "forward-left", "motion": "moving", "airborne": true, '
+                      '"camera": "turning left", "caption": "')
+    done = finish_retry(prefix, 'It leaps \\"high\\" to the left." extra')
+    assert done is not None and done.caption == 'It leaps "high" to the left.'
+    assert finish_retry(prefix, "never closed") is None
+
+
+def test_choose_keeps_model_then_retry_then_state() -> None:
+    good, bad = parse_answer(answer()), parse_answer(answer(direction="back"))
+    assert choose(good, label(), [], None) == (good.caption, "model", "")
+    caption, kept, why = choose(bad, label(), [], good)
+    assert (caption, kept) == (good.caption, "retry") and why.startswith("direction is 'back'")
+    caption, kept, why = choose(None, label(), [], None)
+    assert (caption, kept) == ("The character runs forward-left.", "state")
+    assert "not the asked JSON object" in why and "retry was unusable" in why
+    caption, kept, _ = choose(bad, label(), [], bad)
+    assert kept == "state"
