@@ -82,6 +82,7 @@ class Receiver:
         self._runner: web.AppRunner | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._port: int | None = None
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -128,6 +129,7 @@ class Receiver:
 
     async def stop(self) -> None:
         """Stop serving and wait for pending writes. Safe to call twice."""
+        self._stopping = True
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -163,11 +165,16 @@ class Receiver:
             return _json(refusal.reply(), 500)
 
     async def _work(self, fn: Callable[..., Any], *args: Any) -> Any:
+        stopping = RefusedError(503, "stopping", "the receiver is stopping; retry later")
         if self._executor is None:
-            raise RefusedError(503, "stopping", "the receiver is stopping; retry later")
+            raise stopping
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         except RefusedError:
+            raise
+        except RuntimeError:  # the writer was shut down while this request waited
+            if self._stopping:
+                raise stopping from None
             raise
         except Exception as exc:
             logger.exception("receiver failed to store a request")

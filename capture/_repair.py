@@ -1,5 +1,6 @@
-"""Repair a session whose recorder was killed (status "recording"): make every file whole
-again without deleting a byte.
+"""Repair a session in place, whatever its status: one whose recorder was killed
+("recording") or stopped by a failed write ("failed") is made whole again without deleting
+a byte; a "complete" one has its logs checked and only torn lines moved aside.
 
 - A log whose last line was cut mid-write keeps its whole lines; the cut bytes move to
   `<log>.torn`. A last record that lacks only its newline gets the newline.
@@ -58,6 +59,7 @@ class RepairReport:
     lost_frames: tuple[int, ...] = ()  # frame-table indices whose video was lost
     untabled_frames: int = 0  # decodable frames with no frame-table row (a torn row)
     stopped: ClockAnchor | None = None
+    intact: bool = False  # a complete session with nothing to repair, left untouched
 
 
 def _recorder_alive(pid: int) -> bool:
@@ -78,20 +80,25 @@ def _recorder_alive(pid: int) -> bool:
     return b"stpe" in command or b"pipeline" in command
 
 
-def _trim(writer: SessionWriter, name: str, model: type[FileModel]) -> tuple[int, bool]:
-    """Move the lines of log `name` that are not whole `model` records (a line cut by the
-    crash, or a corrupt one) to `<name>.torn`, in order; (bytes moved, last completed)."""
-    path = writer.path / name
+def _split(path: Path, model: type[FileModel]) -> tuple[list[bytes], list[bytes], bool]:
+    """The lines of a log that are whole `model` records, those that are not, and whether
+    the last record lacks only its newline."""
     if not path.is_file():
-        return 0, False
-    data = path.read_bytes()
-    lines = data.split(b"\n")
+        return [], [], False
+    lines = path.read_bytes().split(b"\n")
     tail = lines.pop()  # b"" when the log ends with a newline
     completed = bool(tail.strip()) and _is_record(tail, model)  # only its newline is missing
     lines.append(tail)
     whole = [not line.strip() or _is_record(line, model) for line in lines]
     good = [line for line, ok in zip(lines, whole, strict=True) if ok]
     bad = [line for line, ok in zip(lines, whole, strict=True) if not ok]
+    return good, bad, completed
+
+
+def _trim(writer: SessionWriter, name: str, model: type[FileModel]) -> tuple[int, bool]:
+    """Move the lines of log `name` that are not whole `model` records (a line cut by the
+    crash, or a corrupt one) to `<name>.torn`, in order; (bytes moved, last completed)."""
+    good, bad, completed = _split(writer.path / name, model)
     if not bad and not completed:
         return 0, False
     if bad:
@@ -194,17 +201,17 @@ def _last_activity(session: Session) -> ClockAnchor | None:
 
 
 def repair_session(path: Path | str, *, force: bool = False) -> RepairReport:
-    """Recover a session left in status "recording" by a crash or kill.
+    """Recover a session in place: one left "recording" by a crash or kill, or "failed"
+    by a write error, is repaired in full (status "recovered"); a "complete" one only has
+    torn log lines moved aside (left untouched, `intact`, when it has none).
 
-    Refuses a complete session, a folder that is not a session, and (unless `force`) a
-    session whose recorder process is still running. A recovered session is reported as
-    such and left untouched.
+    Refuses a folder that is not a session and (unless `force`) a session whose recorder
+    process is still running. A recovered session is reported as such and left untouched.
     """
     session = Session.open(path)
     status = session.manifest.status
     if status == "complete":
-        raise SessionError(f"{session.path} is complete (it was stopped cleanly); there is "
-                           "nothing to repair")
+        return _check_complete(session)
     if status == "recovered":
         frames = list(read_jsonl(session.file("frames")))
         return RepairReport(session.path, already_recovered=True, video="unchanged",
@@ -238,3 +245,29 @@ def repair_session(path: Path | str, *, force: bool = False) -> RepairReport:
                           untabled_frames=untabled, stopped=stopped)
     logger.info("repaired %s: %s", session.path, report)
     return report
+
+
+def _check_complete(session: Session) -> RepairReport:
+    """A complete session's logs: untouched when whole, else torn lines moved aside."""
+    damaged = [name for name, model in _LOGS.items()
+               if any(_split(session.path / name, model)[1:])]
+    samples = sum(1 for _ in session.state_records())
+    if not damaged:
+        return RepairReport(session.path, already_recovered=False, video="unchanged",
+                            samples=samples, stopped=session.manifest.stopped, intact=True)
+    writer = SessionWriter.reopen(session.path)
+    torn, completed = {}, []
+    for name in damaged:
+        moved, whole = _trim(writer, name, _LOGS[name])
+        if moved:
+            torn[name] = moved
+        if whole:
+            completed.append(name)
+    writer.append_event("repair", torn_bytes=torn, video="unchanged", lost_frames=0,
+                        untabled_frames=0)
+    writer.finalize("recovered")
+    writer.update_manifest(stopped=session.manifest.stopped)
+    return RepairReport(session.path, already_recovered=False, torn_bytes=torn,
+                        completed_lines=tuple(completed), video="unchanged",
+                        samples=sum(1 for _ in session.state_records()),
+                        stopped=session.manifest.stopped)

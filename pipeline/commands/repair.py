@@ -1,4 +1,4 @@
-"""`stpe repair`: recover a session whose recorder was killed."""
+"""`stpe repair`: recover a session in place, whatever its status."""
 
 from __future__ import annotations
 
@@ -15,10 +15,15 @@ from capture import repair_session
 @click.option("--force", is_flag=True,
               help="Repair even if the recorder process that owns the session still runs.")
 def command(session: Path, force: bool) -> None:
-    """Recover SESSION after a crash: trim torn log lines, remux the readable video,
-    reconcile the frame table, mark it recovered."""
+    """Recover SESSION in place after a crash or a failed write: trim torn log lines,
+    remux the readable video, reconcile the frame table, mark it recovered. A complete
+    session only has torn log lines moved aside."""
     console = Console(highlight=False, soft_wrap=True)
     report = repair_session(session, force=force)
+    if report.intact:
+        console.print(f"{report.path} is complete and every log line is whole; nothing to "
+                      f"do ({report.samples} samples)")
+        return
     if report.already_recovered:
         console.print(f"{report.path} was already recovered; nothing to do "
                       f"({report.frames_decodable} frames, {report.samples} samples)")
@@ -27,7 +32,9 @@ def command(session: Path, force: bool) -> None:
         console.print(f"{name}: {moved} bytes of torn or corrupt lines kept in {name}.torn")
     for name in report.completed_lines:
         console.print(f"{name}: the last record was whole; its newline was added")
-    if report.video == "remuxed":
+    if report.video == "unchanged":
+        console.print("video: unchanged (the session was stopped cleanly)")
+    elif report.video == "remuxed":
         console.print(f"video: {report.frames_decodable} frames readable, remuxed into "
                       "video.mkv (original kept as video.damaged.mkv)")
     else:
