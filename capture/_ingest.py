@@ -197,7 +197,8 @@ class Ingest:
             self._connected = True
             self._last_arrival = arrival.mono_ns
         return HelloReply(session=writer.session_id, receiver_version=tool_version(),
-                          stored_through=self._ledger.stored_through)
+                          stored_through=self._ledger.stored_through,
+                          next_seq=self._ledger.highest + 1)
 
     def bye(self, body: bytes, encoding: str, arrival: Arrival) -> ByeReply:
         bye = parse(Bye, decode_body(body, encoding, self._limit))

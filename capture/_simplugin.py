@@ -229,7 +229,8 @@ class SimulatedPlugin:
                 dropped = [dict(r) for r in self._dropped_ranges[:MAX_PROBES]]
                 probes = list(self._probes[:MAX_PROBES])
             body = {"schema": SAMPLE_SCHEMA, "session": self.session,
-                    "seq_first": samples[0]["seq"] if samples else 0, "samples": samples,
+                    "seq_first": samples[0]["seq"] if samples else self._last_seq + 1,
+                    "samples": samples,
                     "sent_client": self.clock.now(), "sent_wall_ms": time.time_ns() // 1_000_000,
                     "probes": probes, "dropped": dropped}
             try:
