@@ -117,6 +117,20 @@ def _refusing_failed_writes() -> Iterator[None]:
         raise RefusedError(409, "session_closed", str(exc)) from None
 
 
+def _outage_events(hello: Hello) -> list[bytes]:
+    """An `outage` event for a hello that rejoins after losing the receiver: the span the
+    plugin could not deliver, on its own clocks."""
+    outage = hello.outage
+    if outage is None:
+        return []
+    return [event_line("outage", since_client=outage.since_client,
+                       until_client=hello.client_clock,
+                       span_s=max(hello.client_clock - outage.since_client, 0.0),
+                       since_wall_ms=outage.since_wall_ms, until_wall_ms=hello.wall_ms,
+                       previous_session=outage.session,
+                       previous_stored_through=outage.stored_through)]
+
+
 def _runs(seqs: list[int]) -> list[tuple[int, int]]:
     """Consecutive runs of increasing seqs: [3, 4, 5, 9] -> [(3, 5), (9, 9)]."""
     runs: list[tuple[int, int]] = []
@@ -192,7 +206,8 @@ class Ingest:
                 (layout.SYNC, [orjson.dumps(anchor)]),
                 (layout.EVENTS, [event_line("hello", plugin_version=hello.plugin_version,
                                             datamodel=hello.datamodel,
-                                            place_id=hello.place_id)])])
+                                            place_id=hello.place_id),
+                                 *_outage_events(hello)])])
         with self._lock:
             self._connected = True
             self._last_arrival = arrival.mono_ns

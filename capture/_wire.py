@@ -179,6 +179,16 @@ class SeqRange(WireModel):
         return self
 
 
+class Outage(WireModel):
+    """Sent with the first hello after a plugin lost the receiver it was sending to."""
+
+    since_client: ClientSeconds = Field(description="os.clock() at the first failed request")
+    since_wall_ms: WallMs = Field(description="wall clock at the first failed request")
+    session: Name = Field(description="the session it was sending to")
+    stored_through: int = Field(ge=-1, lt=MAX_SEQ,
+                                description="that session's stored_through, last answered")
+
+
 class Hello(WireModel):
     schema_: Literal["stpe.hello/1"] = Field(alias="schema")
     plugin_version: Name
@@ -189,6 +199,7 @@ class Hello(WireModel):
     client_clock: ClientSeconds = Field(description="os.clock() when sent")
     wall_ms: WallMs = Field(description="DateTime.now().UnixTimestampMillis when sent")
     session: Name | None = Field(None, description="session to join; omit to join the current")
+    outage: Outage | None = Field(None, description="the receiver was lost; since when")
 
 
 class HelloReply(WireModel):

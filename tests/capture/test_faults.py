@@ -8,6 +8,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -163,3 +164,32 @@ def test_stpe_record_stops_cleanly_on_a_full_disk(display, tmp_path, encoder):
     acked = plugin.stored_through
     assert acked >= 0 and stored[: acked + 1] == list(range(acked + 1))
     assert report.frames_decodable > 0 and report.samples == len(stored)
+
+
+def test_stpe_simulate_rejoins_a_restarted_receiver_and_the_outage_is_recorded(tmp_path):
+    first = SessionWriter.create(tmp_path, "before")
+    rx = ReceiverThread(first, port=0).start()
+    port = rx.port
+    sim = subprocess.Popen([sys.executable, "-m", "pipeline", "simulate", "--url", rx.url,
+                            "--seconds", "4", "--rate", "60"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while rx.stats.samples_stored < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rx.stop()  # the receiver goes away mid-stream ...
+    first.finalize()
+    time.sleep(1.5)
+    second = SessionWriter.create(tmp_path, "after")  # ... and a new recording starts
+    with ReceiverThread(second, port=port):
+        out, err = sim.communicate(timeout=60)
+    second.finalize()
+    assert sim.returncode == 0, err
+    before, after = _stored_seqs(tmp_path / "before"), _stored_seqs(tmp_path / "after")
+    assert len(before) >= 60 and before == list(range(len(before)))
+    assert after == list(range(len(before), 240))  # nothing lost, nothing twice
+    (outage,) = [e for e in Session.open(tmp_path / "after").events()
+                 if e["kind"] == "outage"]
+    assert outage["previous_session"] == "before"
+    assert outage["previous_stored_through"] == len(before) - 1
+    assert 1.4 < outage["span_s"] < 10
+    assert "1 outages" in out
