@@ -5,7 +5,10 @@ idle connections and stalled bodies. In every case no acknowledged sample is los
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import resource
+import socket
 import subprocess
 import sys
 import time
@@ -14,9 +17,16 @@ from pathlib import Path
 import orjson
 import pytest
 
-from capture import ReceiverThread, Session, SessionWriter, repair_session
+from capture import (
+    Limits,
+    ReceiverThread,
+    Session,
+    SessionWriter,
+    SimulatedPlugin,
+    repair_session,
+)
 from capture._layout import EVENTS, RESERVE, STATE
-from tests.capture._rx import batch, hello, post
+from tests.capture._rx import batch, hello, post, request
 
 pytestmark = pytest.mark.faults
 
@@ -142,8 +152,6 @@ def _address(proc: subprocess.Popen) -> tuple[Path, str]:
 @pytest.mark.x11
 @pytest.mark.parametrize("encoder", ["thread", "process"])
 def test_stpe_record_stops_cleanly_on_a_full_disk(display, tmp_path, encoder):
-    from capture import SimulatedPlugin
-
     with _tmpfs(tmp_path, "3m") as fs:
         proc = _record(fs, 60, ["--encoder", encoder])
         session, url = _address(proc)
@@ -193,3 +201,124 @@ def test_stpe_simulate_rejoins_a_restarted_receiver_and_the_outage_is_recorded(t
     assert outage["previous_stored_through"] == len(before) - 1
     assert 1.4 < outage["span_s"] < 10
     assert "1 outages" in out
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    pytest.skip("no /proc/self/status: RSS is measured on Linux")
+
+
+def _health_budget_s() -> float:
+    """100 ms on a machine with a core per runnable process; scaled by the load beyond that
+    (the answer waits for a core, not for the receiver), so a busy shared host does not fail
+    what an idle CI runner checks exactly."""
+    return 0.1 * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+class _HealthProbe:
+    """/v1/health on one kept-alive connection, as the plugin holds one: the worst time."""
+
+    def __init__(self, port: int) -> None:
+        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self._conn.connect()  # before any flood, as the plugin's connection would be
+        self.times: list[float] = []
+        self.worst_s = 0.0
+
+    def __call__(self) -> None:
+        started = time.perf_counter()
+        self._conn.request("GET", "/v1/health")
+        response = self._conn.getresponse()
+        assert response.status == 200 and orjson.loads(response.read())["recording"]
+        self.times.append(time.perf_counter() - started)
+        self.worst_s = max(self.times)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+_FLOOD = """
+import socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for _ in range(count):
+    sock = socket.socket()
+    sock.setblocking(False)
+    sock.connect_ex(("127.0.0.1", port))
+    socks.append(sock)
+print(len(socks), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_ten_thousand_idle_connections(tmp_path):
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    count = min(10_000, soft - 500)  # the flooding process's own fd limit
+    if count < 1_000:
+        pytest.skip(f"the fd limit ({soft}) leaves room for only {count} connections")
+    writer = SessionWriter.create(tmp_path, "s")
+    rss_before = _rss_bytes()
+    with ReceiverThread(writer, port=0) as rx, SimulatedPlugin(rx.url) as plugin:
+        health = _HealthProbe(rx.port)
+        flood = subprocess.Popen([sys.executable, "-c", _FLOOD, str(rx.port), str(count)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            seq = 0
+            started = time.monotonic()
+            while time.monotonic() - started < 6:  # the flood and the plugin, together
+                seq += plugin.play(0.1, first_seq=seq)
+                health()
+            opened = int(flood.stdout.readline())
+            fresh = request(rx.port, "GET", "/v1/health")  # a new connection gets in too
+            growth = _rss_bytes() - rss_before
+            gate = rx.receiver.gate
+            held, evicted = gate.connections, gate.evicted
+        finally:
+            flood.stdin.close()
+            flood.stdout.close()
+            flood.wait()
+            health.close()
+    writer.finalize()
+    # at most 256 held, plus those being closed to make room (one accept burst)
+    assert opened == count and evicted > 0 and held <= 256 + 8
+    assert fresh.status == 200
+    assert health.worst_s < _health_budget_s(), health.times
+    assert growth < 64 * 2**20, growth  # the bound: 64 MiB (at most 256 connections held)
+    assert _stored_seqs(tmp_path / "s") == list(range(seq)) and seq > 0
+
+
+def test_sixty_four_stalled_large_bodies(tmp_path):
+    writer = SessionWriter.create(tmp_path, "s")
+    limits = Limits(body_timeout_s=3.0)
+    head = (b"POST /v1/samples HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            b"\r\nContent-Length: %d\r\n\r\n" % (8 * 2**20))
+    rss_before = _rss_bytes()
+    with ReceiverThread(writer, port=0, limits=limits) as rx, \
+            SimulatedPlugin(rx.url) as plugin:
+        health = _HealthProbe(rx.port)
+        socks = [socket.create_connection(("127.0.0.1", rx.port)) for _ in range(64)]
+        try:
+            for sock in socks:
+                sock.sendall(head)
+                sock.setblocking(False)
+            chunk = b" " * 2**20
+            seq = 0
+            for _ in range(7):  # up to 7 of the 8 MiB each, then they stall
+                for sock in socks:
+                    with contextlib.suppress(OSError):
+                        sock.send(chunk)
+                seq += plugin.play(0.05, first_seq=seq)
+                health()
+            peak = _rss_bytes() - rss_before
+            seq += plugin.play(0.5, first_seq=seq)
+            health()
+        finally:
+            for sock in socks:
+                sock.close()
+            health.close()
+    writer.finalize()
+    assert health.worst_s < _health_budget_s(), health.times
+    # the bound: the 64 MiB of bodies in flight plus 48 MiB (buffers, the batches)
+    assert peak < 112 * 2**20, peak
+    assert _stored_seqs(tmp_path / "s") == list(range(seq))
