@@ -155,7 +155,7 @@ class Receiver:
         self._port = listener.sockets[0].getsockname()[1]
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="stpe-receiver-writer")
-        BatchValidator.executor()  # start the validation process before the first batch
+        BatchValidator.start()  # the validation process, before the first batch
         logger.info("receiver listening on %s for session %s", self.url,
                     self._ingest.session_id)
 

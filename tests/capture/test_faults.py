@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -322,3 +323,116 @@ def test_sixty_four_stalled_large_bodies(tmp_path):
     # the bound: the 64 MiB of bodies in flight plus 48 MiB (buffers, the batches)
     assert peak < 112 * 2**20, peak
     assert _stored_seqs(tmp_path / "s") == list(range(seq))
+
+
+def _named_shm(pids: list[int]) -> list[str]:
+    """/dev/shm files (POSIX semaphores, shared memory) that `pids` map and that still have
+    a name: what a kill -9 would leave behind. (Other users' files in /dev/shm on a shared
+    host do not count.)"""
+    named = []
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+                if "/dev/shm/" in line and not line.endswith("(deleted)"):
+                    named.append(line.split()[-1])
+    return named
+
+
+def _processes() -> dict[int, tuple[int, bool]]:
+    """Every process: pid -> (parent pid, alive and not a zombie)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                found[int(entry.name)] = (int(fields[1]), fields[0] != "Z")
+    return found
+
+
+def _tree(root: int) -> list[int]:
+    """`root` and its descendants (a validation worker runs in a process group of its own,
+    so the group alone would miss it)."""
+    table = _processes()
+    tree, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        tree.append(pid)
+        frontier += [child for child, (parent, _) in table.items() if parent == pid]
+    return tree
+
+
+def _alive(pids: list[int]) -> list[int]:
+    table = _processes()
+    return [pid for pid in pids if table.get(pid, (0, False))[1]]
+
+
+def _record_group(out: Path) -> subprocess.Popen:
+    """`stpe record` in its own process group, as a terminal runs it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "record", "--out", str(out), "--port", "0",
+         "--fps", "20", "--encoder", "process"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "COLUMNS": "200"})
+
+
+def _feed(url: str) -> SimulatedPlugin:
+    # large batches (250 samples at 10 Hz) go through the validation process
+    plugin = SimulatedPlugin(url, buffer_limit=100_000, batch_hz=4)
+    return plugin.start()
+
+
+def _acknowledged_some(plugin: SimulatedPlugin) -> int:
+    seq = 0
+    while plugin.stored_through < 0 and seq < 60_000:
+        seq += plugin.play(0.1, rate=1000, first_seq=seq)
+    return seq
+
+
+@pytest.mark.x11
+def test_ctrl_c_stops_stpe_record_cleanly(display, tmp_path):
+    proc = _record_group(tmp_path)
+    session, url = _address(proc)
+    plugin = _feed(url)
+    seq = _acknowledged_some(plugin)
+    plugin.play(0.5, rate=1000, first_seq=seq)
+    tree = _tree(proc.pid)
+    held = _named_shm(tree)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole group
+    out, err = proc.communicate(timeout=60)
+    plugin.stop()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "session complete" in out
+    assert Session.open(session).manifest.status == "complete"
+    stored = _stored_seqs(session)
+    assert stored[: plugin.stored_through + 1] == list(range(plugin.stored_through + 1))
+    deadline = time.monotonic() + 10
+    while _alive(tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(tree) >= 3 and _alive(tree) == [] and held == []  # recorder, encoder, validator
+
+
+@pytest.mark.x11
+@pytest.mark.parametrize("after_s", [0.4, 1.1, 1.9])  # moments picked once, at random
+def test_kill_9_of_the_tree_loses_no_acknowledged_sample_and_leaks_nothing(
+        display, tmp_path, after_s):
+    proc = _record_group(tmp_path)
+    session, url = _address(proc)
+    plugin = _feed(url)
+    seq = _acknowledged_some(plugin)
+    plugin.play(after_s, rate=1000, first_seq=seq)
+    acknowledged = plugin.stored_through
+    tree = _tree(proc.pid)
+    held = _named_shm(tree)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    plugin.stop()
+    deadline = time.monotonic() + 10
+    while _alive(tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(tree) >= 3 and _alive(tree) == []  # no process of the tree left behind
+    assert held == []  # the tree held no named semaphore or shared memory to leave behind
+    report = repair_session(session, force=True)
+    stored = _stored_seqs(session)
+    assert acknowledged >= 0 and stored[: acknowledged + 1] == list(range(acknowledged + 1))
+    assert report.frames_decodable > 0
