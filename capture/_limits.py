@@ -168,6 +168,12 @@ class ConnectionGate:
                         self._limits.header_timeout_s)
             transport.close()
 
+    def close_silent(self) -> None:
+        """Close every connection that has not sent a whole header (on stop)."""
+        while self._silent:
+            transport, _ = self._silent.popitem(last=False)
+            transport.close()
+
     def request_started(self, request: web.Request) -> None:
         """A whole header arrived on the request's connection: it is no longer silent."""
         if request.transport is not None:

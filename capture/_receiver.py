@@ -165,6 +165,9 @@ class Receiver:
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
+            await asyncio.sleep(0)  # connections accepted just now get their protocol
+        if self._gate is not None:
+            self._gate.close_silent()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
