@@ -165,9 +165,11 @@ class Receiver:
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
-            await asyncio.sleep(0)  # connections accepted just now get their protocol
+            for _ in range(2):  # sockets accepted just now get their transport and protocol
+                await asyncio.sleep(0)
         if self._gate is not None:
             self._gate.close_silent()
+            await asyncio.sleep(0)  # the closes complete
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
