@@ -9,6 +9,7 @@ import http.client
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from alignment import align_session
 from capture import (
     Limits,
     ReceiverThread,
@@ -166,7 +168,9 @@ def test_stpe_record_stops_cleanly_on_a_full_disk(display, tmp_path, encoder):
         _out, err = proc.communicate(timeout=60)
         stored = _stored_seqs(session)
         manifest = Session.open(session).manifest
-        report = repair_session(session)
+        moved = shutil.copytree(session, tmp_path / "moved")  # the user makes room
+    report = repair_session(moved)
+    aligned = align_session(moved)
     assert proc.returncode == 74, err
     assert "Traceback" not in err and err.count("error:") == 1, err
     assert "disk is full" in err
@@ -174,6 +178,9 @@ def test_stpe_record_stops_cleanly_on_a_full_disk(display, tmp_path, encoder):
     acked = plugin.stored_through
     assert acked >= 0 and stored[: acked + 1] == list(range(acked + 1))
     assert report.frames_decodable > 0 and report.samples == len(stored)
+    # every frame with a row is aligned (a row the full disk refused leaves its frame untabled)
+    assert aligned.frames == report.frames_decodable - report.untabled_frames
+    assert aligned.matched > 0
 
 
 def test_stpe_simulate_rejoins_a_restarted_receiver_and_the_outage_is_recorded(tmp_path):
