@@ -25,7 +25,7 @@ import orjson
 from pydantic import ValidationError
 
 from capture import _layout as layout
-from capture._errors import SessionError
+from capture._errors import SessionError, StorageError
 from capture._layout import (
     ClockAnchor,
     EventRecord,
@@ -120,7 +120,8 @@ def _is_record(line: bytes, model: type[FileModel]) -> bool:
 
 def _remux(source: Path, target: Path) -> set[int] | None:
     """Copy the decodable prefix of `source` into `target`; the pts (us) of every frame it
-    holds, or None when `source` cannot be opened at all."""
+    holds, or None when `source` cannot be opened at all. A failure to write `target` (a
+    full disk) is a StorageError, never taken for damage in `source`."""
     import av
 
     try:
@@ -129,22 +130,36 @@ def _remux(source: Path, target: Path) -> set[int] | None:
         logger.warning("%s cannot be opened (%s): no frame can be recovered", source, exc)
         return None
     pts: set[int] = set()
-    with src, av.open(str(target), "w", format="matroska") as out:
-        stream = src.streams.video[0]
-        copy = out.add_stream_from_template(stream)
-        decoder = stream.codec_context
-        tb = stream.time_base
-        try:
-            for packet in src.demux(stream):
-                if packet.size == 0:
-                    continue
-                frames = decoder.decode(packet)
-                packet.stream = copy
-                out.mux(packet)
-                pts.update(round(f.pts * tb * 1_000_000) for f in frames)
-            pts.update(round(f.pts * tb * 1_000_000) for f in decoder.decode(None))
-        except av.FFmpegError as exc:
-            logger.info("%s: readable up to the damage (%s)", source, exc)
+    write_error: Exception | None = None
+    try:
+        with src, av.open(str(target), "w", format="matroska") as out:
+            stream = src.streams.video[0]
+            copy = out.add_stream_from_template(stream)
+            decoder = stream.codec_context
+            tb = stream.time_base
+            try:
+                for packet in src.demux(stream):
+                    if packet.size == 0:
+                        continue
+                    frames = decoder.decode(packet)
+                    packet.stream = copy
+                    try:
+                        out.mux(packet)
+                    except (av.FFmpegError, OSError) as exc:
+                        write_error = exc
+                        break
+                    pts.update(round(f.pts * tb * 1_000_000) for f in frames)
+                else:
+                    pts.update(round(f.pts * tb * 1_000_000) for f in decoder.decode(None))
+            except av.FFmpegError as exc:
+                logger.info("%s: readable up to the damage (%s)", source, exc)
+    except (av.FFmpegError, OSError) as exc:  # closing the output: its last cluster
+        write_error = write_error or exc
+    if write_error is not None:
+        raise StorageError(f"cannot write the repaired video {target} ({write_error}); make "
+                           f"room for a copy of {source} (about {source.stat().st_size} "
+                           "bytes) and run `stpe repair` again: nothing was changed but the "
+                           "original's name") from None
     return pts
 
 
@@ -156,7 +171,11 @@ def _repair_video(writer: SessionWriter) -> tuple[str, set[int]]:
             return "missing", set()
         os.replace(video, damaged)  # the original is never rewritten
     staging = root / (layout.VIDEO + ".repair.tmp")
-    pts = _remux(damaged, staging)
+    try:
+        pts = _remux(damaged, staging)
+    except StorageError:
+        staging.unlink(missing_ok=True)
+        raise
     if pts is None:
         staging.unlink(missing_ok=True)
         return "unreadable", set()

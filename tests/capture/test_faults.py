@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
@@ -27,6 +28,7 @@ from capture import (
     Session,
     SessionWriter,
     SimulatedPlugin,
+    StorageError,
     repair_session,
 )
 from capture._layout import EVENTS, RESERVE, STATE
@@ -115,6 +117,45 @@ def test_repair_works_in_place_on_a_failed_session(tmp_path):
     assert not report.already_recovered and report.torn_bytes == {}
     assert again.already_recovered and status == "recovered"
     assert stored == list(range(first))
+
+
+def _fill(fs: Path, leave: int) -> Path:
+    """Fill the filesystem at `fs` but `leave` bytes; the filler file."""
+    filler = fs / "filler"
+    with open(filler, "wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+    os.truncate(filler, max(filler.stat().st_size - leave, 0))
+    return filler
+
+
+def test_repair_on_a_still_full_disk_fails_clearly_and_runs_again_with_room(tmp_path):
+    from capture._video import VideoWriter
+
+    rng = np.random.default_rng(7)
+    with _tmpfs(tmp_path, "4m") as fs:
+        writer = SessionWriter.create(fs, "s")  # a crashed recording: never finalized
+        with VideoWriter(writer.path / "video.mkv", 320, 240, fps_hint=10, crf=0) as video:
+            for i in range(12):  # noise: about 1.5 MB that does not compress
+                pts = video.write(rng.integers(0, 256, (240, 320, 3), np.uint8), i * 100_000)
+                writer.append_frames([{"index": i, "pts_us": pts, "grab_start_ns": i,
+                                       "grab_end_ns": i, "wall_ns": i}])
+        writer.close()
+        original = (writer.path / "video.mkv").read_bytes()
+        frames_before = (writer.path / "frames.jsonl").read_bytes()
+        filler = _fill(fs, 300_000)  # room for the logs, not for a copy of the video
+        with pytest.raises(StorageError, match="cannot write the repaired video"):
+            repair_session(writer.path)
+        kept = (writer.path / "video.damaged.mkv").read_bytes()
+        frames_after_failure = (writer.path / "frames.jsonl").read_bytes()
+        leftovers = sorted(p.name for p in writer.path.iterdir())
+        filler.unlink()  # the user makes room
+        report = repair_session(writer.path)
+        status = Session.open(writer.path).manifest.status
+    assert len(original) > 1_000_000 and kept == original  # never taken for damage
+    assert frames_after_failure == frames_before and "video.mkv.repair.tmp" not in leftovers
+    assert report.frames_decodable == 12 and report.lost_frames == () and status == "recovered"
 
 
 def test_a_complete_session_is_checked_in_place(tmp_path):
