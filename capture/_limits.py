@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import weakref
 from dataclasses import dataclass
 
 from aiohttp import ClientError, web
@@ -125,6 +126,7 @@ class ConnectionGate:
         self._silent: collections.OrderedDict[asyncio.Transport, None] = (
             collections.OrderedDict())
         self._pending = 0  # connections not yet handed to aiohttp
+        self._all: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
         self._in_flight = 0
         self.refused = 0
         self.evicted = 0
@@ -145,6 +147,7 @@ class ConnectionGate:
         return _Pending(self)
 
     def _opened(self, transport: asyncio.Transport) -> None:
+        self._all.add(transport)
         self._pending += 1
         self._silent[transport] = None
         self._loop.call_later(self._limits.header_timeout_s, self._expire, transport)
@@ -173,6 +176,11 @@ class ConnectionGate:
         while self._silent:
             transport, _ = self._silent.popitem(last=False)
             transport.close()
+
+    def close_all(self) -> None:
+        """Close every connection still open (on stop, after aiohttp's own shutdown)."""
+        for transport in list(self._all):
+            transport.abort()  # nobody reads what is left to send: drop it now
 
     def request_started(self, request: web.Request) -> None:
         """A whole header arrived on the request's connection: it is no longer silent."""

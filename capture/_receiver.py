@@ -165,14 +165,17 @@ class Receiver:
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
-            for _ in range(2):  # sockets accepted just now get their transport and protocol
-                await asyncio.sleep(0)
+            # sockets accepted just now (a burst at most) get their transport and protocol
+            await asyncio.sleep(0.05)
         if self._gate is not None:
             self._gate.close_silent()
             await asyncio.sleep(0)  # the closes complete
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        if self._gate is not None:
+            self._gate.close_all()  # e.g. a refused body still lingering
+            await asyncio.sleep(0.01)  # the closes complete
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
