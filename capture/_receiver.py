@@ -155,7 +155,10 @@ class Receiver:
         self._port = listener.sockets[0].getsockname()[1]
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="stpe-receiver-writer")
-        BatchValidator.start()  # the validation process, before the first batch
+        # the validation process, started beside the receiver (not delaying it) before the
+        # first large batch
+        threading.Thread(target=BatchValidator.start, name="stpe-validate-start",
+                         daemon=True).start()
         logger.info("receiver listening on %s for session %s", self.url,
                     self._ingest.session_id)
 
