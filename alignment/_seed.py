@@ -10,18 +10,24 @@ the camera has a position only, so its orientation is taken as looking at the ro
 
 from __future__ import annotations
 
+import io
+import itertools
 import logging
+import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import ValidationError
 
-from alignment._align import align_session
+from alignment._align import align_session, read_aligned
 from alignment._errors import ImportFormatError
 from alignment._report import AlignmentReport
 from alignment._seed_source import (
@@ -29,10 +35,11 @@ from alignment._seed_source import (
     SeedRecord,
     ZipLimits,
     extract_zip,
+    image_size,
     read_seed_frames,
 )
 from capture import CaptureSettings, PluginInfo, Region, Sample, SessionWriter
-from capture._layout import VIDEO
+from capture._layout import ALIGNED, VIDEO
 from capture._video import VideoWriter
 
 logger = logging.getLogger(__name__)
@@ -53,7 +60,7 @@ class SeedImport:
 
     session: Path
     frames: int
-    missing_frames: list[int]
+    missing_frames: list[tuple[int, int]]  # (first, last) runs of frame numbers not found
     timestamp_gaps: list[dict[str, float]]
     frame_size: tuple[int, int]
     viewport: tuple[float, float] | None
@@ -109,7 +116,12 @@ def _sample(record: SeedRecord, t: float, dt: float, viewport: tuple[float, floa
                         "fov_y": DEFAULT_FOV, "viewport": list(viewport),
                         "focus": list(position or eye or (0.0, 0.0, 0.0)),
                         "gui_inset": [0.0, 0.0, 0.0, 0.0], "type": "Custom"}
-    return Sample.model_validate(sample).model_dump(mode="json")
+    try:
+        return Sample.model_validate(sample).model_dump(mode="json")
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ImportFormatError(f"frame {record.frame}: {'.'.join(map(str, error['loc']))} "
+                                f"{error['msg']} (docs/protocol.md, \"Ranges\")") from None
 
 
 def _orientation(frames: list[SeedFrame]) -> str:
@@ -121,9 +133,9 @@ def _orientation(frames: list[SeedFrame]) -> str:
     return f"unknown ({unknown} frames), else look_at_root" if unknown else "look_at_root"
 
 
-def _gaps(frames: list[SeedFrame]) -> tuple[list[int], list[dict[str, float]]]:
+def _gaps(frames: list[SeedFrame]) -> tuple[list[tuple[int, int]], list[dict[str, float]]]:
     numbers = sorted(f.record.frame for f in frames)
-    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    missing = [(a + 1, b - 1) for a, b in itertools.pairwise(numbers) if b > a + 1]
     stamps = np.array([f.record.timestamp for f in frames])
     steps = np.diff(stamps)
     median = float(np.median(steps)) if steps.size else 0.0
@@ -139,10 +151,24 @@ def _read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def _frame_size(frames: list[SeedFrame], max_pixels: int) -> tuple[int, int]:
+    """The frames' common (width, height), from their headers, before decoding any."""
+    width, height = image_size(frames[0].image)
+    if width * height > max_pixels or not width or not height:
+        raise ImportFormatError(f"{frames[0].image} is {width}x{height} pixels; images up to "
+                                f"{max_pixels} pixels are imported")
+    for frame in frames[1:]:
+        size = image_size(frame.image)
+        if size != (width, height):
+            raise ImportFormatError(f"{frame.image} is {size[0]}x{size[1]}, the first frame "
+                                    f"{width}x{height}; frames must match")
+    return width, height
+
+
 def _write(frames: list[SeedFrame], writer: SessionWriter, viewport: tuple[float, float] | None,
-           ) -> tuple[int, int]:
+           max_pixels: int) -> tuple[int, int]:
+    width, height = _frame_size(frames, max_pixels)
     first = _read_image(frames[0].image)
-    height, width = first.shape[:2]
     viewport = viewport or (float(width), float(height))
     t0 = frames[0].record.timestamp
     stamps = [f.record.timestamp for f in frames]
@@ -156,9 +182,10 @@ def _write(frames: list[SeedFrame], writer: SessionWriter, viewport: tuple[float
     with VideoWriter(writer.path / VIDEO, width, height, fps_hint=60.0) as video:
         for i, frame in enumerate(frames):
             image = first if i == 0 else _read_image(frame.image)
-            if image.shape[:2] != (height, width):
-                raise ImportFormatError(f"{frame.image} is {image.shape[1]}x{image.shape[0]}, "
-                                        f"the first frame {width}x{height}; frames must match")
+            if image.shape[:2] != (height, width):  # a header that does not match its pixels
+                raise ImportFormatError(f"{frame.image} decodes to {image.shape[1]}x"
+                                        f"{image.shape[0]}, not the {width}x{height} its "
+                                        "header states")
             pts_us = round((frame.record.timestamp - t0) * 1e6)
             if rows and round(pts_us / 1000) <= rows[-1]["pts_us"] // 1000:
                 raise ImportFormatError(f"{frame.source}: timestamp within 1 ms of the previous "
@@ -171,42 +198,81 @@ def _write(frames: list[SeedFrame], writer: SessionWriter, viewport: tuple[float
     return width, height
 
 
+def _frame_rate(frames: list[SeedFrame]) -> float:
+    """Frames per second of the frames themselves: (count - 1) over their time span."""
+    span = frames[-1].record.timestamp - frames[0].record.timestamp
+    return (len(frames) - 1) / span if len(frames) > 1 and span > 0 else 30.0
+
+
+def _add_game_fps(session: Path, frames: list[SeedFrame]) -> None:
+    """Keep each record's own `fps` (the game's) as the `seed.fps` column of aligned.parquet."""
+    aligned = read_aligned(session)
+    by_seq = {f.record.frame: f.record.fps for f in frames}
+    fps = pa.array([by_seq.get(seq) for seq in aligned.column("seq").to_pylist()],
+                   pa.float64())
+    sink = io.BytesIO()
+    pq.write_table(aligned.append_column("seed.fps", fps), sink)
+    SessionWriter.reopen(session).write_output(ALIGNED, sink.getvalue())
+
+
+def _outside_names(exc: ImportFormatError, staging: Path, source: Path) -> ImportFormatError:
+    """The error with paths in the staging folder (gone once the import fails) named as
+    what the user has: the zip and the member inside it."""
+    message = str(exc).replace(str(staging / "extracted") + "/", f"{source}:")
+    return ImportFormatError(message.replace(str(staging / "extracted"), str(source)))
+
+
 def import_seed(source: Path, out: Path, *, limits: ZipLimits = DEFAULT_LIMITS) -> SeedImport:
     """Convert a seed folder or zip at `source` into an aligned session at `out`. Nothing is
     left at `out` (or beside it) when anything fails."""
     source, out = Path(source), Path(out)
     if not source.exists():
         raise ImportFormatError(f"{source} does not exist; pass the seed's folder or zip")
+    if out.is_symlink():
+        raise ImportFormatError(f"{out} is a symbolic link (to {os.readlink(out)}); choose a "
+                                "new --out folder, not a link")
     if out.exists():
         raise ImportFormatError(f"{out} already exists; choose a new --out folder")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ImportFormatError(f"{out.parent} is a file, not a folder; choose an --out "
+                                "inside a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    placed = False
     try:
-        root = source
-        if source.is_file():
-            root = staging / "extracted"
-            extract_zip(source, root, limits)
-        frames = read_seed_frames(root)
-        missing, jumps = _gaps(frames)
-        sizes = [f.record.camera.viewport_size for f in frames
-                 if f.record.camera and f.record.camera.viewport_size]
-        viewport = tuple(sizes[0]) if sizes else None
-        writer = SessionWriter.create(staging, out.name)
-        width, height = _write(frames, writer, viewport)
-        fps = [f.record.fps for f in frames if f.record.fps]
+        try:
+            root = source
+            if source.is_file():
+                root = staging / "extracted"
+                extract_zip(source, root, limits)
+            frames = read_seed_frames(root)
+            missing, jumps = _gaps(frames)
+            sizes = [f.record.camera.viewport_size for f in frames
+                     if f.record.camera and f.record.camera.viewport_size]
+            viewport = tuple(sizes[0]) if sizes else None
+            writer = SessionWriter.create(staging, out.name)
+            width, height = _write(frames, writer, viewport, limits.max_pixels)
+        except ImportFormatError as exc:
+            raise _outside_names(exc, staging, source) from None
         writer.update_manifest(
-            capture=CaptureSettings(fps=float(np.median(fps)) if fps else 30.0,
+            capture=CaptureSettings(fps=_frame_rate(frames),
                                     region=Region(left=0, top=0, width=width, height=height)),
             plugin=PluginInfo(plugin_version="seed", datamodel="imported",
                               viewport=viewport or (float(width), float(height))),
             notes={"imported": {"format": "seed", "source": str(source),
                                 "clock_domain": "unix_wall", "unknown": list(UNKNOWN),
                                 "camera_orientation": _orientation(frames),
-                                "missing_frames": missing, "timestamp_gaps": jumps}})
+                                "missing_frames": [list(run) for run in missing],
+                                "timestamp_gaps": jumps, "game_fps_column": "seed.fps"}})
         writer.finalize()
-        report = align_session(writer.path, latency_ms=0.0, use_timecode=False)
-        writer.path.rename(out)
-        report = replace(report, session=str(out))
+        writer.path.rename(out)  # aligned in place, so every file names the final path
+        placed = True
+        report = align_session(out, latency_ms=0.0, use_timecode=False)
+        _add_game_fps(out, frames)
+    except BaseException:
+        if placed:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("imported %d frames from %s into %s", len(frames), source, out)

@@ -2,8 +2,11 @@
 `frame_NNNN.png` and `frame_NNNN.json`, zipped or not, maybe inside a wrapper folder.
 
 Zip archives are checked before anything is extracted: no absolute or parent-escaping
-paths, no symlinks, a bounded number of members, bounded sizes and compression ratios (a
-zip bomb is refused). Records are validated with pydantic; optional fields may be missing.
+paths, no symlinks, no name used as both a file and a folder, a bounded number of members,
+bounded sizes and compression ratios, per member and for the whole archive (a zip bomb is
+refused). Only the members an import reads (`frame_NNNN/frame_NNNN.json` and its image) are
+extracted. Records are validated strictly (`"frame": "4"` is refused); optional fields may be
+missing. Image sizes are read from the file header, before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from alignment._errors import ImportFormatError
 
 MAX_RECORD_BYTES = 1 << 20
 MAX_DEPTH = 3  # wrapper folders searched for the frame folders
+MAX_SPAN_PER_RECORD = 1000  # frame numbers may skip, but not by more than this per record
 FRAME_DIR = re.compile(r"^frame_(\d+)$")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -62,8 +66,8 @@ class SeedCamera(_Model):
 class SeedRecord(_Model):
     """One frame's record as the seed wrote it."""
 
-    frame: int = Field(ge=0)
-    timestamp: float = Field(gt=0, description="unix seconds")
+    frame: int = Field(ge=0, lt=2**53)
+    timestamp: float = Field(gt=0, lt=253_402_300_800, description="unix seconds, before 10000")
     fps: float | None = Field(None, gt=0)
     humanoid_state: str | None = None
     hrp: SeedRoot | None = None
@@ -78,8 +82,9 @@ class ZipLimits:
 
     members: int = 200_000
     member_bytes: int = 256 << 20
-    total_bytes: int = 64 << 30
-    ratio: float = 200.0  # uncompressed / compressed, per member over 1 MiB
+    total_bytes: int = 16 << 30  # of the members extracted
+    ratio: float = 200.0  # uncompressed / compressed, per member over 1 MiB and in all
+    max_pixels: int = 8192 * 8192  # per image, read from its header before decoding
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,38 @@ def _copy_capped(z: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path,
             out.write(chunk)
 
 
+def _needed(info: zipfile.ZipInfo) -> bool:
+    """Whether an import reads this member: a frame folder's record or image."""
+    parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+    if info.is_dir() or len(parts) < 2 or not FRAME_DIR.match(parts[-2]):
+        return False
+    stem, suffix = PurePosixPath(parts[-1]).stem, PurePosixPath(parts[-1]).suffix.lower()
+    return stem == parts[-2] and suffix in (".json", *IMAGE_SUFFIXES)
+
+
+def _check_names(infos: list[zipfile.ZipInfo], archive: Path) -> None:
+    """Refuse a name used twice, or as both a file and a folder (case-insensitively, as on
+    Windows and macOS)."""
+    files: set[str] = set()
+    folders: set[str] = set()
+    for info in infos:
+        parts = PurePosixPath(info.filename.replace("\\", "/").lower()).parts
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        if not info.is_dir():
+            name = "/".join(parts)
+            if name in files:
+                raise ImportFormatError(f"{archive}: member {info.filename!r} appears twice; "
+                                        "refusing the archive")
+            files.add(name)
+    clash = files & folders
+    if clash:
+        raise ImportFormatError(f"{archive}: {sorted(clash)[0]!r} is both a file and a folder "
+                                "in the archive; refusing it (rename one of them)")
+
+
 def extract_zip(archive: Path, dest: Path, limits: ZipLimits = ZipLimits()) -> None:
-    """Extract `archive` into `dest` after checking every member (see the module doc)."""
+    """Extract the members an import reads from `archive` into `dest`, after checking
+    every member (see the module doc)."""
     try:
         with zipfile.ZipFile(archive) as z:
             infos = z.infolist()
@@ -129,13 +164,19 @@ def extract_zip(archive: Path, dest: Path, limits: ZipLimits = ZipLimits()) -> N
                                         f"{limits.members} limit")
             for info in infos:
                 _check_member(info, archive, limits)
-            if sum(i.file_size for i in infos) > limits.total_bytes:
-                raise ImportFormatError(f"{archive}: expands over {limits.total_bytes} bytes")
-            for info in infos:
+            _check_names(infos, archive)
+            needed = [i for i in infos if _needed(i)]
+            total = sum(i.file_size for i in needed)
+            if total > limits.total_bytes:
+                raise ImportFormatError(f"{archive}: its frames expand to {total} bytes, over "
+                                        f"the {limits.total_bytes} byte limit")
+            packed = archive.stat().st_size
+            if total > 1 << 24 and total > limits.ratio * packed:
+                raise ImportFormatError(f"{archive}: {packed} bytes expand to {total}: "
+                                        "refusing a likely zip bomb")
+            dest.mkdir(parents=True, exist_ok=True)
+            for info in needed:
                 target = dest / info.filename
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _copy_capped(z, info, target, archive)
     except (zipfile.BadZipFile, EOFError) as exc:
@@ -162,7 +203,7 @@ def _read_record(path: Path) -> SeedRecord:
     if path.stat().st_size > MAX_RECORD_BYTES:
         raise ImportFormatError(f"{path}: record over {MAX_RECORD_BYTES} bytes")
     try:
-        return SeedRecord.model_validate_json(path.read_bytes())
+        return SeedRecord.model_validate_json(path.read_bytes(), strict=True)
     except ValidationError as exc:
         raise ImportFormatError(f"{path} is not a valid frame record: "
                                 f"{exc.errors()[0]['msg']} at "
@@ -200,4 +241,32 @@ def read_seed_frames(root: Path) -> list[SeedFrame]:
         frames[record.frame] = SeedFrame(record, images[0], record_path)
     if not frames:
         raise ImportFormatError(f"{base} holds no frames")
+    numbers = sorted(frames)
+    span = numbers[-1] - numbers[0] + 1
+    if span > MAX_SPAN_PER_RECORD * len(numbers):
+        raise ImportFormatError(f"{base}: frame numbers run from {numbers[0]} to {numbers[-1]} "
+                                f"for {len(numbers)} records (more than {MAX_SPAN_PER_RECORD} "
+                                "numbers per record); a frame number is wrong")
     return sorted(frames.values(), key=lambda f: (f.record.timestamp, f.record.frame))
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG or JPEG, read from its header without decoding a pixel."""
+    with open(path, "rb") as f:
+        head = f.read(MAX_HEADER_BYTES)
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head.startswith(b"\xff\xd8"):
+        at = 2
+        while at + 9 <= len(head) and head[at] == 0xFF:
+            marker = head[at + 1]
+            if marker in _JPEG_FRAMES:  # start of frame: precision, height, width
+                return (int.from_bytes(head[at + 7:at + 9], "big"),
+                        int.from_bytes(head[at + 5:at + 7], "big"))
+            at += 2 + int.from_bytes(head[at + 2:at + 4], "big")
+    raise ImportFormatError(f"{path} is not a readable image (truncated or not PNG/JPEG: no "
+                            "size in its header)")
+
+
+MAX_HEADER_BYTES = 1 << 16
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}

@@ -5,7 +5,11 @@ A load client in its own process posts synthetic batches over one keep-alive con
 either paced (N batches/s, the plugin's way) or back to back (the most it can take), and
 measures each batch's round trip. Both servers get the same bodies in the same run.
 
-    python benchmarks/receiver.py [--seconds 3]
+    python benchmarks/receiver.py [--seconds 3] [--recording-seconds 30]
+
+The last run is the receiver inside a real recording: `Recording` captures a 1280x720
+Xvfb screen at 60 fps (video encoded as it goes) while the client posts 10 batches/s of 60
+samples; the floor takes the same load in the same process at the same time.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from capture import ReceiverThread, SessionWriter, synthetic_sample
+from capture import ReceiverThread, Recording, SessionWriter, synthetic_sample
+from capture._xvfb import start_xvfb
 
 # (label, batches per second or None for back to back, samples per batch)
 LEVELS = [
@@ -121,9 +126,45 @@ def _summary(result: tuple[int, float, list[int]]) -> tuple[float, float, float]
     return samples / elapsed, statistics.median(ms), p99
 
 
+def _percentile(ms: list[float], q: float) -> float:
+    ordered = sorted(ms)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def while_recording(client: concurrent.futures.ProcessPoolExecutor, seconds: float) -> None:
+    """10 batches/s of 60 samples into a recording of a 1280x720 screen at 60 fps."""
+    import os
+
+    screen = start_xvfb(1280, 720)
+    os.environ["DISPLAY"] = screen.display
+    try:
+        with tempfile.TemporaryDirectory() as tmp, FloorServer() as floor, \
+                Recording(Path(tmp), fps=60, monitor=1, port=0) as rec:
+            session = rec.path.name
+            ours = client.submit(load, int(rec.url.rsplit(":", 1)[1]), session, 60, 10.0,
+                                 seconds, 0)
+            base = client.submit(load, floor.port, "bench", 60, 10.0, seconds, 0)
+            mine, theirs = ours.result(), base.result()  # one after the other, both recording
+            status = rec.status()
+    finally:
+        screen.stop()
+    print(f"\nwhile recording 1280x720 at 60 fps for {seconds:g} s (achieved {status.fps:.1f} "
+          f"fps, {status.drops} drops, {status.samples} samples stored):")
+    for label, (_, _, latencies) in (("receiver", mine), ("floor", theirs)):
+        ms = [x / 1e6 for x in latencies]
+        print(f"  {label:8} 10 batch/s x 60: p50 {statistics.median(ms):6.2f} ms  p99 "
+              f"{_percentile(ms, 0.99):6.2f} ms  p99.9 {_percentile(ms, 0.999):6.2f} ms  "
+              f"max {max(ms):6.2f} ms  ({len(ms)} batches)")
+    ratio = _percentile([x / 1e6 for x in mine[2]], 0.99) / _percentile(
+        [x / 1e6 for x in theirs[2]], 0.99)
+    print(f"  p99 ratio receiver / floor: {ratio:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per level and server")
+    parser.add_argument("--recording-seconds", type=float, default=30.0,
+                        help="the run while recording (0 skips it)")
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     rows = []
@@ -147,6 +188,10 @@ def main() -> None:
         print(f"{label:30} {rate_m:19,.0f} {rate_f:16,.0f} {rate_m / rate_f:6.2f}   "
               f"{p50_m:9.2f} / {p99_m:7.2f} {p50_f:8.2f} / {p99_f:6.2f}")
     print(f"receiver stored {stored} samples (each validated, stamped, deduplicated, written)")
+    if args.recording_seconds > 0:
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as client:
+            client.submit(time.sleep, 0).result()
+            while_recording(client, args.recording_seconds)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from capture._errors import (
     ReceiverError,
     RecorderError,
     SessionError,
+    StorageError,
 )
 from capture._layout import (
     CaptureSettings,
@@ -15,6 +16,7 @@ from capture._layout import (
     Region,
     SessionManifest,
 )
+from capture._limits import Limits
 from capture._receiver import DEFAULT_PORT, Receiver, ReceiverStats, ReceiverThread
 from capture._recorder import RecorderStats, ScreenRecorder
 from capture._recording import Recording, RecordingStatus
@@ -41,6 +43,7 @@ __all__ = [
     "ClientClock",
     "ClockAnchor",
     "FrameRecord",
+    "Limits",
     "PluginError",
     "PluginInfo",
     "Receiver",
@@ -61,6 +64,7 @@ __all__ = [
     "SessionManifest",
     "SessionWriter",
     "SimulatedPlugin",
+    "StorageError",
     "VideoFrame",
     "new_session_id",
     "now_anchor",

@@ -21,7 +21,6 @@ M = TypeVar("M", bound=BaseModel)
 
 TOKEN_HEADER = "X-STPE-Token"
 ALLOWED_HOSTS = frozenset({"localhost", "127.0.0.1"})
-_CHUNK = 64 * 1024
 
 
 class RefusedError(ReceiverError):
@@ -81,23 +80,9 @@ def check_json_type(request: web.Request) -> None:
                       f"content encoding {encoding!r} is not supported; send gzip or identity")
 
 
-def _too_large(what: str, limit: int) -> RefusedError:
+def too_large(what: str, limit: int) -> RefusedError:
     return RefusedError(413, "body_too_large",
                    f"the {what} body exceeds {limit} bytes; send smaller batches")
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw request body (still compressed if it was), refused past `limit` bytes
-    without reading the rest."""
-    length = request.content_length
-    if length is not None and length > limit:
-        raise _too_large("request", limit)
-    data = bytearray()
-    while chunk := await request.content.read(_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise _too_large("request", limit)
-    return bytes(data)
 
 
 def decode_body(data: bytes, encoding: str, limit: int) -> bytes:
@@ -112,7 +97,7 @@ def decode_body(data: bytes, encoding: str, limit: int) -> bytes:
         raise RefusedError(400, "bad_gzip", f"the gzip body is corrupt ({exc}); "
                       "compress the whole body with gzip") from None
     if len(out) > limit or inflater.unconsumed_tail:
-        raise _too_large("decompressed", limit)
+        raise too_large("decompressed", limit)
     if not inflater.eof:
         raise RefusedError(400, "bad_gzip", "the gzip body is truncated; send the whole stream")
     if inflater.unused_data:

@@ -1,6 +1,10 @@
 """What the receiver does with a valid request: deduplicate by seq, stamp, append to the
 session's logs, and keep the running statistics.
 
+A request is stored as one unit (`SessionWriter.append_together`): its seqs count as stored
+only once all of its lines are written, so a failed write acknowledges nothing and a retry
+stores the batch again.
+
 `Ingest` is driven by one worker thread at a time (the receiver's ordered writer), so log
 lines stay in arrival order; its statistics are read from any thread under a lock.
 """
@@ -9,14 +13,19 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from capture._errors import SessionError
+import orjson
+
+from capture import _layout as layout
+from capture._errors import SessionError, StorageError
 from capture._guard import RefusedError, decode_body, parse
 from capture._layout import PluginInfo
-from capture._store import SessionWriter, tool_version
+from capture._store import SessionWriter, event_line, tool_version
 from capture._validate import PreparedBatch
 from capture._wire import Bye, ByeReply, Hello, HelloReply, SyncRequest
 
@@ -71,6 +80,11 @@ class SeqLedger:
         i = bisect.bisect_right(self._firsts, seq) - 1
         return i >= 0 and seq <= self._lasts[i]
 
+    def copy(self) -> SeqLedger:
+        twin = SeqLedger()
+        twin._firsts, twin._lasts = list(self._firsts), list(self._lasts)
+        return twin
+
     def covers(self, first: int, last: int) -> bool:
         i = bisect.bisect_right(self._firsts, first) - 1
         return i >= 0 and last <= self._lasts[i]
@@ -87,6 +101,38 @@ class SeqLedger:
             last = max(last, self._lasts[hi - 1])
         self._firsts[lo:hi] = [first]
         self._lasts[lo:hi] = [last]
+
+
+def _storage_refusal(failure: StorageError) -> RefusedError:
+    return RefusedError(507, "storage_failed",
+                        f"the receiver cannot store anything more: {failure} Stop sending; "
+                        "this recording has stopped")
+
+
+@contextlib.contextmanager
+def _refusing_failed_writes() -> Iterator[None]:
+    """A failed write (nothing kept) is a 507 the plugin must not retry; a closed
+    session a 409."""
+    try:
+        yield
+    except StorageError as exc:
+        raise _storage_refusal(exc) from None
+    except SessionError as exc:
+        raise RefusedError(409, "session_closed", str(exc)) from None
+
+
+def _outage_events(hello: Hello) -> list[bytes]:
+    """An `outage` event for a hello that rejoins after losing the receiver: the span the
+    plugin could not deliver, on its own clocks."""
+    outage = hello.outage
+    if outage is None:
+        return []
+    return [event_line("outage", since_client=outage.since_client,
+                       until_client=hello.client_clock,
+                       span_s=max(hello.client_clock - outage.since_client, 0.0),
+                       since_wall_ms=outage.since_wall_ms, until_wall_ms=hello.wall_ms,
+                       previous_session=outage.session,
+                       previous_stored_through=outage.stored_through)]
 
 
 def _runs(seqs: list[int]) -> list[tuple[int, int]]:
@@ -143,6 +189,8 @@ class Ingest:
                           "session")
 
     def _writing(self) -> SessionWriter:
+        if self._writer.failure is not None:
+            raise _storage_refusal(self._writer.failure)
         if self._writer.closed:
             raise RefusedError(409, "session_closed",
                           f"session {self._writer.session_id!r} is finished; start a new "
@@ -157,22 +205,25 @@ class Ingest:
                             place_name=hello.place_name, datamodel=hello.datamodel,
                             viewport=hello.viewport)
         next_seq = self._ledger.highest + 1
-        try:
+        new_play = hello.play is not None and hello.play not in self._plays
+        anchor = {"kind": "anchor", "client": hello.client_clock, "wall_ms": hello.wall_ms,
+                  "arrival_mono_ns": arrival.mono_ns, "arrival_wall_ns": arrival.wall_ns}
+        events = [event_line("hello", plugin_version=hello.plugin_version,
+                             datamodel=hello.datamodel, place_id=hello.place_id,
+                             play=hello.play),
+                  *_outage_events(hello)]
+        if new_play:
+            events.append(event_line("play", play=hello.play, first_seq=next_seq,
+                                     datamodel=hello.datamodel))
+        with _refusing_failed_writes():
             writer.update_manifest(plugin=plugin)
-            writer.append_sync([{"kind": "anchor", "client": hello.client_clock,
-                                 "wall_ms": hello.wall_ms, "arrival_mono_ns": arrival.mono_ns,
-                                 "arrival_wall_ns": arrival.wall_ns}])
-            writer.append_event("hello", plugin_version=hello.plugin_version,
-                                datamodel=hello.datamodel, place_id=hello.place_id,
-                                play=hello.play)
-            if hello.play is not None and hello.play not in self._plays:
+            if new_play:
                 self._end_play("next_play")
-                self._plays.add(hello.play)
-                self._open_play = hello.play
-                writer.append_event("play", play=hello.play, first_seq=next_seq,
-                                    datamodel=hello.datamodel)
-        except SessionError as exc:
-            raise RefusedError(409, "session_closed", str(exc)) from None
+            writer.append_together([(layout.SYNC, [orjson.dumps(anchor)]),
+                                    (layout.EVENTS, events)])
+        if new_play:
+            self._plays.add(hello.play)
+            self._open_play = hello.play
         with self._lock:
             self._connected = True
             self._last_arrival = arrival.mono_ns
@@ -195,7 +246,7 @@ class Ingest:
             return False
         try:
             self._end_play("quiet")
-        except SessionError:
+        except (SessionError, StorageError):
             return False
         with self._lock:
             self._connected = False
@@ -204,11 +255,9 @@ class Ingest:
     def bye(self, body: bytes, encoding: str, arrival: Arrival) -> ByeReply:
         bye = parse(Bye, decode_body(body, encoding, self._limit))
         self._check_session(bye.session)
-        try:
+        with _refusing_failed_writes():
             self._writing().append_event("bye", reason=bye.reason, last_seq=bye.last_seq)
             self._end_play("bye")
-        except SessionError as exc:
-            raise RefusedError(409, "session_closed", str(exc)) from None
         with self._lock:
             self._connected = False
         return ByeReply(session=self._writer.session_id,
@@ -218,7 +267,7 @@ class Ingest:
         """Store one validated batch; returns (stored_through, accepted, duplicates)."""
         self._check_session(batch.session)
         writer = self._writing()
-        ledger = self._ledger
+        ledger = self._ledger.copy()  # the session's ledger changes only once all is written
         events: list[tuple[str, dict[str, int]]] = []
         for first, last in batch.dropped:
             if not ledger.covers(first, last):
@@ -244,13 +293,11 @@ class Ingest:
         sync.append({"kind": "anchor", "client": batch.sent_client,
                      "wall_ms": batch.sent_wall_ms, "arrival_mono_ns": arrival.mono_ns,
                      "arrival_wall_ns": arrival.wall_ns})
-        try:
-            writer.append_state(lines)
-            writer.append_sync(sync)
-            for kind, fields in events:
-                writer.append_event(kind, **fields)
-        except SessionError as exc:
-            raise RefusedError(409, "session_closed", str(exc)) from None
+        with _refusing_failed_writes():
+            writer.append_together([
+                (layout.STATE, lines), (layout.SYNC, [orjson.dumps(r) for r in sync]),
+                (layout.EVENTS, [event_line(kind, **fields) for kind, fields in events])])
+        self._ledger = ledger
         self._account(arrival, len(new_seqs), duplicates, sync)
         if duplicates:
             logger.warning("%d samples of a batch (seq %d..%d) were already stored and were "

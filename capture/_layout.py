@@ -12,6 +12,7 @@
   alignment.json    after `stpe align`
   labels.parquet    after `stpe labels`
   annotations/      after `stpe annotate`
+  .reserve          space held while recording, released to close the session on a full disk
 ```
 """
 
@@ -35,8 +36,10 @@ ALIGNMENT_REPORT = "alignment.json"
 LABELS = "labels.parquet"
 LABEL_EVENTS = "label_events.jsonl"
 ANNOTATIONS = "annotations"
+RESERVE = ".reserve"
+RESERVE_BYTES = 256 * 1024
 
-Status = Literal["recording", "complete", "recovered"]
+Status = Literal["recording", "complete", "failed", "recovered"]
 
 
 class FileModel(BaseModel):

@@ -23,8 +23,9 @@ from typing import Any
 from aiohttp import web
 
 from capture._errors import ReceiverError
-from capture._guard import RefusedError, check_caller, check_json_type, read_body
+from capture._guard import RefusedError, check_caller, check_json_type
 from capture._ingest import Arrival, Ingest, ReceiverStats
+from capture._limits import ConnectionGate, Limits
 from capture._store import SessionWriter, tool_version
 from capture._validate import BatchValidator, prepare_batch, validate_in_worker
 from capture._wire import Health, SyncReply
@@ -34,16 +35,30 @@ logger = logging.getLogger(__name__)
 DEFAULT_PORT = 34873
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 SMALL_BODY_BYTES = 16 * 1024  # hello, sync and bye bodies
-# batches up to this size are validated on the writer thread (holding the interpreter lock,
-# and so the event loop, for about a millisecond); larger ones in the validation process
+# batches up to this decoded size are validated on the writer thread (holding the interpreter
+# lock, and so the event loop, for about a millisecond); larger ones in the validation process
 INLINE_BATCH_BYTES = 64 * 1024
 QUIET_CHECK_S = 1.0  # how often to look for a Play that went quiet
+
+# asyncio accepts up to `backlog` connections in one go: a small burst keeps a flood of new
+# connections from delaying the answers on open ones (a flood's extra SYNs wait in the kernel)
+_ACCEPT_BURST = 8
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
+
+
+def _decoded_size_hint(body: bytes, encoding: str) -> int:
+    """The body's size once decoded: a gzip stream states it (mod 2**32) in its last four
+    bytes, so no inflating is needed to choose where to validate it."""
+    if encoding.strip().lower() != "gzip":
+        return len(body)
+    if len(body) < 18:  # shorter than any gzip stream: let validation refuse it
+        return len(body)
+    return max(int.from_bytes(body[-4:], "little"), len(body))
 
 
 def _check_host(host: str) -> None:
@@ -65,7 +80,8 @@ class Receiver:
 
     def __init__(self, writer: SessionWriter, *, host: str = "127.0.0.1",
                  port: int = DEFAULT_PORT, token: str | None = None,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 limits: Limits | None = None) -> None:
         _check_host(host)
         if not 0 <= port <= 65535:
             raise ReceiverError(f"port {port} is out of range; use 0..65535 (0 picks a free one)")
@@ -79,11 +95,15 @@ class Receiver:
         self._requested_port = port
         self._token = token
         self._limit = max_body_bytes
+        self._limits = limits or Limits()
         self._ingest = Ingest(writer, max_body_bytes)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._gate: ConnectionGate | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._port: int | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -95,6 +115,13 @@ class Receiver:
     @property
     def url(self) -> str:
         return f"http://{self._host}:{self.port}"
+
+    @property
+    def gate(self) -> ConnectionGate:
+        """The connection limits in force (counts of connections held, evicted, refused)."""
+        if self._gate is None:
+            raise ReceiverError("the receiver is not started; call start() first")
+        return self._gate
 
     @property
     def stats(self) -> ReceiverStats:
@@ -113,19 +140,28 @@ class Receiver:
         runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                auto_decompress=False)
         await runner.setup()
+        if runner.server is None:
+            raise ReceiverError("the HTTP server did not start")
+        gate = ConnectionGate(runner.server, self._limits)
         try:
-            await web.TCPSite(runner, self._host, self._requested_port).start()
+            # the gate makes each connection's protocol: aiohttp's, within the limits
+            listener = await asyncio.get_running_loop().create_server(
+                gate, self._host, self._requested_port,
+                backlog=_ACCEPT_BURST)
         except OSError as exc:
             await runner.cleanup()
             raise ReceiverError(f"cannot listen on {self._host}:{self._requested_port} ({exc}); "
                                 "is another receiver running? stop it or choose another "
                                 "port") from None
-        self._runner = runner
-        self._port = runner.addresses[0][1]
+        self._runner, self._listener, self._gate = runner, listener, gate
+        self._port = listener.sockets[0].getsockname()[1]
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="stpe-receiver-writer")
         self._watch = asyncio.get_running_loop().create_task(self._close_quiet_plays())
-        BatchValidator.executor()  # start the validation process before the first batch
+        # the validation process, started beside the receiver (not delaying it) before the
+        # first large batch
+        threading.Thread(target=BatchValidator.start, name="stpe-validate-start",
+                         daemon=True).start()
         logger.info("receiver listening on %s for session %s", self.url,
                     self._ingest.session_id)
 
@@ -134,9 +170,21 @@ class Receiver:
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.cancel()
+        self._stopping = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+            # sockets accepted just now (a burst at most) get their transport and protocol
+            await asyncio.sleep(0.05)
+        if self._gate is not None:
+            self._gate.close_silent()
+            await asyncio.sleep(0)  # the closes complete
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        if self._gate is not None:
+            self._gate.close_all()  # e.g. a refused body still lingering
+            await asyncio.sleep(0.01)  # the closes complete
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
@@ -145,6 +193,8 @@ class Receiver:
     async def _refusals(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Check the caller first; answer every refusal and HTTP error as a JSON ErrorReply."""
         try:
+            if self._gate is not None:
+                self._gate.request_started(request)
             check_caller(request, self._token)
             return await handler(request)
         except RefusedError as refusal:
@@ -178,11 +228,16 @@ class Receiver:
                 return
 
     async def _work(self, fn: Callable[..., Any], *args: Any) -> Any:
+        stopping = RefusedError(503, "stopping", "the receiver is stopping; retry later")
         if self._executor is None:
-            raise RefusedError(503, "stopping", "the receiver is stopping; retry later")
+            raise stopping
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         except RefusedError:
+            raise
+        except RuntimeError:  # the writer was shut down while this request waited
+            if self._stopping:
+                raise stopping from None
             raise
         except Exception as exc:
             logger.exception("receiver failed to store a request")
@@ -192,9 +247,14 @@ class Receiver:
 
     async def _body(self, request: web.Request, limit: int) -> tuple[bytes, str, Arrival]:
         check_json_type(request)
-        body = await read_body(request, limit)
+        body = await self._read_body(request, limit)
         arrival = Arrival(time.perf_counter_ns(), time.time_ns())
         return body, request.headers.get("Content-Encoding", "identity"), arrival
+
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+        if self._gate is None:
+            raise RefusedError(503, "stopping", "the receiver is stopping; retry later")
+        return await self._gate.read_body(request, limit)
 
     async def _health(self, request: web.Request) -> web.Response:
         recording = not self._ingest.closed
@@ -212,26 +272,33 @@ class Receiver:
 
     async def _samples(self, request: web.Request) -> web.Response:
         body, encoding, arrival = await self._body(request, self._limit)
-        if len(body) <= INLINE_BATCH_BYTES:  # ~1 ms of validation: cheaper than a hand-off
-            stored_through, accepted, duplicates = await self._work(
-                self._store_batch, body, encoding, arrival)
-        else:
+        stored = None
+        if _decoded_size_hint(body, encoding) <= INLINE_BATCH_BYTES:
+            # ~1 ms of validation: cheaper than a hand-off; None if it decodes larger
+            stored = await self._work(self._store_small_batch, body, encoding, arrival)
+        if stored is None:
             prepared = await validate_in_worker(body, encoding, self._limit)
-            stored_through, accepted, duplicates = await self._work(
-                self._ingest.batch, prepared, arrival)
+            stored = await self._work(self._ingest.batch, prepared, arrival)
         # a BatchReply, formatted directly: it is on every batch's critical path
-        reply = b'{"stored_through":%d,"accepted":%d,"duplicates":%d}' % (
-            stored_through, accepted, duplicates)
+        reply = b'{"stored_through":%d,"accepted":%d,"duplicates":%d}' % stored
         return _json(reply)
 
-    def _store_batch(self, body: bytes, encoding: str,
-                     arrival: Arrival) -> tuple[int, int, int]:
-        return self._ingest.batch(prepare_batch(body, encoding, self._limit), arrival)
+    def _store_small_batch(self, body: bytes, encoding: str,
+                           arrival: Arrival) -> tuple[int, int, int] | None:
+        """Store a batch whose decoded size is small, decoding at most that much here (the
+        size a gzip trailer states may lie); None when it is larger after all."""
+        try:
+            prepared = prepare_batch(body, encoding, INLINE_BATCH_BYTES)
+        except RefusedError as refusal:
+            if refusal.code == "body_too_large":
+                return None
+            raise
+        return self._ingest.batch(prepared, arrival)
 
     async def _sync(self, request: web.Request) -> web.Response:
         t1_ns = time.perf_counter_ns()
         check_json_type(request)
-        body = await read_body(request, SMALL_BODY_BYTES)
+        body = await self._read_body(request, SMALL_BODY_BYTES)
         # A probe body is a few dozen bytes: decoding it here costs microseconds and keeps
         # the probe out of the writer's queue, so its answer is not delayed by a big batch.
         probe = self._ingest.sync(body, request.headers.get("Content-Encoding", "identity"))

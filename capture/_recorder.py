@@ -21,6 +21,7 @@ with 0-0.1 % drops for both. "auto" (the default) therefore picks "process" for 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
@@ -35,7 +36,7 @@ import numpy as np
 
 from capture import _layout as layout
 from capture._encoder_process import EncoderProcess
-from capture._errors import RecorderError
+from capture._errors import RecorderError, SessionError
 from capture._layout import CaptureSettings, ClockAnchor, Region
 from capture._screen import open_screen, resolve_region
 from capture._store import SessionWriter
@@ -315,13 +316,19 @@ class ScreenRecorder:
                 self._fail(exc, "closing the video")
 
     def _fail(self, exc: BaseException, what: str) -> None:
-        logger.error("screen recorder: %s failed: %s", what, exc)
+        """Stop on an error; one that follows a failed session write is already reported
+        (the session store says why), so it is only logged at INFO."""
+        storage_failed = self._writer.failure is not None
+        logger.log(logging.INFO if storage_failed else logging.ERROR,
+                   "screen recorder: %s failed: %s", what, exc)
         with self._lock:
             if self._error is None:
                 self._error = exc
         self._stop.set()
-        if not self._writer.closed:
-            self._writer.append_event("error", source="recorder", stage=what, message=str(exc))
+        if not self._writer.closed and not storage_failed:
+            with contextlib.suppress(SessionError):  # a write failing now is reported too
+                self._writer.append_event("error", source="recorder", stage=what,
+                                          message=str(exc))
 
     @property
     def stats(self) -> RecorderStats:
@@ -351,7 +358,7 @@ class ScreenRecorder:
             thread.join()
         self._stopped_ns = time.perf_counter_ns()
         stats = self.stats
-        if not self._writer.closed:
+        if not self._writer.closed and self._writer.failure is None:
             self._writer.append_event("recorder_stop", frames=stats.frames,
                                       dropped=stats.dropped, fps=round(stats.fps, 3),
                                       dropped_after_last=self._trailing)

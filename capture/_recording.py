@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from capture import _layout as layout
-from capture._errors import CaptureError, RecorderError
+from capture._errors import CaptureError, RecorderError, StorageError
 from capture._layout import Region
 from capture._receiver import DEFAULT_PORT, ReceiverThread
 from capture._recorder import ScreenRecorder
@@ -119,7 +119,8 @@ class Recording:
             raise CaptureError("the recording is not started; call start() first")
         video = self._recorder.stats
         state = self._receiver.stats
-        error = self._recorder.error
+        failure = self._writer.failure if self._writer is not None else None
+        error = failure or self._recorder.error
         offset = state.clock_offset_ns
         return RecordingStatus(
             session=self.path, elapsed_s=(time.perf_counter_ns() - self._started_ns) / 1e9,
@@ -131,21 +132,28 @@ class Recording:
 
     def stop(self) -> RecordingStatus:
         """Stop capture and the receiver, finalize the session. Safe to call twice; raises
-        RecorderError (after finalizing) if the screen recorder failed while running."""
+        (after finalizing) StorageError if a session file could not be written (the session
+        is then "failed", with the reason), else RecorderError if the screen recorder
+        failed while running."""
         if self._stopped is not None:
             return self._stopped
         if self._recorder is None or self._receiver is None or self._writer is None:
             raise CaptureError("the recording is not started; call start() first")
-        error: RecorderError | None = None
+        error: CaptureError | None = None
         try:
             self._recorder.stop()
-        except RecorderError as exc:
+        except CaptureError as exc:  # the recorder failed, or the session store did
             error = exc
         final = self.status()
         self._receiver.stop()
         final = dataclasses.replace(final, samples=self._receiver.stats.samples_stored)
         self._writer.finalize()
         self._stopped = final
+        failure = self._writer.failure
+        if failure is not None:
+            raise StorageError(f"recording stopped: {failure} Session {final.session} keeps "
+                               f"{final.frames} frames and {final.samples} samples; `stpe "
+                               "repair` it before aligning")
         logger.info("session %s complete: %d frames, %d drops, %d samples", final.session,
                     final.frames, final.drops, final.samples)
         if error is not None:

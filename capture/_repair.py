@@ -1,5 +1,6 @@
-"""Repair a session whose recorder was killed (status "recording"): make every file whole
-again without deleting a byte.
+"""Repair a session in place, whatever its status: one whose recorder was killed
+("recording") or stopped by a failed write ("failed") is made whole again without deleting
+a byte; a "complete" one has its logs checked and only torn lines moved aside.
 
 - A log whose last line was cut mid-write keeps its whole lines; the cut bytes move to
   `<log>.torn`. A last record that lacks only its newline gets the newline.
@@ -24,7 +25,7 @@ import orjson
 from pydantic import ValidationError
 
 from capture import _layout as layout
-from capture._errors import SessionError
+from capture._errors import SessionError, StorageError
 from capture._layout import (
     ClockAnchor,
     EventRecord,
@@ -58,6 +59,7 @@ class RepairReport:
     lost_frames: tuple[int, ...] = ()  # frame-table indices whose video was lost
     untabled_frames: int = 0  # decodable frames with no frame-table row (a torn row)
     stopped: ClockAnchor | None = None
+    intact: bool = False  # a complete session with nothing to repair, left untouched
 
 
 def _recorder_alive(pid: int) -> bool:
@@ -78,20 +80,25 @@ def _recorder_alive(pid: int) -> bool:
     return b"stpe" in command or b"pipeline" in command
 
 
-def _trim(writer: SessionWriter, name: str, model: type[FileModel]) -> tuple[int, bool]:
-    """Move the lines of log `name` that are not whole `model` records (a line cut by the
-    crash, or a corrupt one) to `<name>.torn`, in order; (bytes moved, last completed)."""
-    path = writer.path / name
+def _split(path: Path, model: type[FileModel]) -> tuple[list[bytes], list[bytes], bool]:
+    """The lines of a log that are whole `model` records, those that are not, and whether
+    the last record lacks only its newline."""
     if not path.is_file():
-        return 0, False
-    data = path.read_bytes()
-    lines = data.split(b"\n")
+        return [], [], False
+    lines = path.read_bytes().split(b"\n")
     tail = lines.pop()  # b"" when the log ends with a newline
     completed = bool(tail.strip()) and _is_record(tail, model)  # only its newline is missing
     lines.append(tail)
     whole = [not line.strip() or _is_record(line, model) for line in lines]
     good = [line for line, ok in zip(lines, whole, strict=True) if ok]
     bad = [line for line, ok in zip(lines, whole, strict=True) if not ok]
+    return good, bad, completed
+
+
+def _trim(writer: SessionWriter, name: str, model: type[FileModel]) -> tuple[int, bool]:
+    """Move the lines of log `name` that are not whole `model` records (a line cut by the
+    crash, or a corrupt one) to `<name>.torn`, in order; (bytes moved, last completed)."""
+    good, bad, completed = _split(writer.path / name, model)
     if not bad and not completed:
         return 0, False
     if bad:
@@ -113,7 +120,8 @@ def _is_record(line: bytes, model: type[FileModel]) -> bool:
 
 def _remux(source: Path, target: Path) -> set[int] | None:
     """Copy the decodable prefix of `source` into `target`; the pts (us) of every frame it
-    holds, or None when `source` cannot be opened at all."""
+    holds, or None when `source` cannot be opened at all. A failure to write `target` (a
+    full disk) is a StorageError, never taken for damage in `source`."""
     import av
 
     try:
@@ -122,22 +130,36 @@ def _remux(source: Path, target: Path) -> set[int] | None:
         logger.warning("%s cannot be opened (%s): no frame can be recovered", source, exc)
         return None
     pts: set[int] = set()
-    with src, av.open(str(target), "w", format="matroska") as out:
-        stream = src.streams.video[0]
-        copy = out.add_stream_from_template(stream)
-        decoder = stream.codec_context
-        tb = stream.time_base
-        try:
-            for packet in src.demux(stream):
-                if packet.size == 0:
-                    continue
-                frames = decoder.decode(packet)
-                packet.stream = copy
-                out.mux(packet)
-                pts.update(round(f.pts * tb * 1_000_000) for f in frames)
-            pts.update(round(f.pts * tb * 1_000_000) for f in decoder.decode(None))
-        except av.FFmpegError as exc:
-            logger.info("%s: readable up to the damage (%s)", source, exc)
+    write_error: Exception | None = None
+    try:
+        with src, av.open(str(target), "w", format="matroska") as out:
+            stream = src.streams.video[0]
+            copy = out.add_stream_from_template(stream)
+            decoder = stream.codec_context
+            tb = stream.time_base
+            try:
+                for packet in src.demux(stream):
+                    if packet.size == 0:
+                        continue
+                    frames = decoder.decode(packet)
+                    packet.stream = copy
+                    try:
+                        out.mux(packet)
+                    except (av.FFmpegError, OSError) as exc:
+                        write_error = exc
+                        break
+                    pts.update(round(f.pts * tb * 1_000_000) for f in frames)
+                else:
+                    pts.update(round(f.pts * tb * 1_000_000) for f in decoder.decode(None))
+            except av.FFmpegError as exc:
+                logger.info("%s: readable up to the damage (%s)", source, exc)
+    except (av.FFmpegError, OSError) as exc:  # closing the output: its last cluster
+        write_error = write_error or exc
+    if write_error is not None:
+        raise StorageError(f"cannot write the repaired video {target} ({write_error}); make "
+                           f"room for a copy of {source} (about {source.stat().st_size} "
+                           "bytes) and run `stpe repair` again: nothing was changed but the "
+                           "original's name") from None
     return pts
 
 
@@ -149,7 +171,11 @@ def _repair_video(writer: SessionWriter) -> tuple[str, set[int]]:
             return "missing", set()
         os.replace(video, damaged)  # the original is never rewritten
     staging = root / (layout.VIDEO + ".repair.tmp")
-    pts = _remux(damaged, staging)
+    try:
+        pts = _remux(damaged, staging)
+    except StorageError:
+        staging.unlink(missing_ok=True)
+        raise
     if pts is None:
         staging.unlink(missing_ok=True)
         return "unreadable", set()
@@ -194,17 +220,17 @@ def _last_activity(session: Session) -> ClockAnchor | None:
 
 
 def repair_session(path: Path | str, *, force: bool = False) -> RepairReport:
-    """Recover a session left in status "recording" by a crash or kill.
+    """Recover a session in place: one left "recording" by a crash or kill, or "failed"
+    by a write error, is repaired in full (status "recovered"); a "complete" one only has
+    torn log lines moved aside (left untouched, `intact`, when it has none).
 
-    Refuses a complete session, a folder that is not a session, and (unless `force`) a
-    session whose recorder process is still running. A recovered session is reported as
-    such and left untouched.
+    Refuses a folder that is not a session and (unless `force`) a session whose recorder
+    process is still running. A recovered session is reported as such and left untouched.
     """
     session = Session.open(path)
     status = session.manifest.status
     if status == "complete":
-        raise SessionError(f"{session.path} is complete (it was stopped cleanly); there is "
-                           "nothing to repair")
+        return _check_complete(session)
     if status == "recovered":
         frames = list(read_jsonl(session.file("frames")))
         return RepairReport(session.path, already_recovered=True, video="unchanged",
@@ -238,3 +264,29 @@ def repair_session(path: Path | str, *, force: bool = False) -> RepairReport:
                           untabled_frames=untabled, stopped=stopped)
     logger.info("repaired %s: %s", session.path, report)
     return report
+
+
+def _check_complete(session: Session) -> RepairReport:
+    """A complete session's logs: untouched when whole, else torn lines moved aside."""
+    damaged = [name for name, model in _LOGS.items()
+               if any(_split(session.path / name, model)[1:])]
+    samples = sum(1 for _ in session.state_records())
+    if not damaged:
+        return RepairReport(session.path, already_recovered=False, video="unchanged",
+                            samples=samples, stopped=session.manifest.stopped, intact=True)
+    writer = SessionWriter.reopen(session.path)
+    torn, completed = {}, []
+    for name in damaged:
+        moved, whole = _trim(writer, name, _LOGS[name])
+        if moved:
+            torn[name] = moved
+        if whole:
+            completed.append(name)
+    writer.append_event("repair", torn_bytes=torn, video="unchanged", lost_frames=0,
+                        untabled_frames=0)
+    writer.finalize("recovered")
+    writer.update_manifest(stopped=session.manifest.stopped)
+    return RepairReport(session.path, already_recovered=False, torn_bytes=torn,
+                        completed_lines=tuple(completed), video="unchanged",
+                        samples=sum(1 for _ in session.state_records()),
+                        stopped=session.manifest.stopped)

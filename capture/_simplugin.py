@@ -1,6 +1,9 @@
 """A simulated Roblox Studio plugin that speaks wire protocol v1 exactly as the Luau plugin
 does: hello, NTP-style clock probes, batches at ~10 Hz of samples taken at ~60 Hz, retries
-with exponential backoff from a bounded buffer, and bye.
+with exponential backoff from a bounded buffer, and bye. What it does on each answer is
+the client state machine of `capture._client_spec`, which the plugin's tests follow too:
+it retries hello with backoff, says hello again when the receiver is lost (a restart, a
+404), joins the running recording and reports the outage.
 
 It runs its sender on its own thread with a plain `http.client` connection, so it can feed
 a receiver running in the same process without sharing its event loop. Its client clock has
@@ -23,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from capture import _client_spec as spec
 from capture._errors import PluginError
 from capture._guard import TOKEN_HEADER
 from capture._store import read_jsonl, tool_version
@@ -31,7 +35,6 @@ from capture._wire import HELLO_SCHEMA, MAX_PROBES, MAX_SAMPLES_PER_BATCH, SAMPL
 
 logger = logging.getLogger(__name__)
 
-_RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,19 @@ class ClientClock:
         return self.at(time.perf_counter_ns())
 
 
-class _RefusedError(Exception):
-    """The receiver answered with a status the plugin must not retry."""
+@dataclass(frozen=True)
+class _Answer:
+    """One request's outcome: the HTTP status (None when none came) and the reply."""
+
+    status: int | None
+    body: dict[str, Any]
+    text: str
+
+    @property
+    def event(self) -> spec.Event:
+        error = self.body.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        return spec.classify(self.status, code)
 
 
 class SimulatedPlugin:
@@ -66,7 +80,7 @@ class SimulatedPlugin:
                  buffer_limit: int = 4096, max_batch: int = MAX_SAMPLES_PER_BATCH,
                  clock_offset_s: float = 100.0, clock_drift_ppm: float = 0.0,
                  probe_every: int = 5, compress: bool = False, timeout_s: float = 5.0,
-                 session: str | None = None,
+                 session: str | None = None, connect_timeout_s: float = 10.0,
                  viewport: tuple[float, float] = VIEWPORT) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme != "http" or not parsed.hostname:
@@ -84,6 +98,7 @@ class SimulatedPlugin:
         self._probe_every = max(probe_every, 1)
         self._compress = compress
         self._timeout = timeout_s
+        self._connect_timeout = connect_timeout_s
         self._wanted_session = session
         self._viewport = viewport
         self.clock = ClientClock(time.perf_counter_ns(), clock_offset_s, clock_drift_ppm)
@@ -96,7 +111,14 @@ class SimulatedPlugin:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._give_up_at: float | None = None
+        self._state: spec.State = "hello"
+        self._backoff = spec.BACKOFF_INITIAL_S
+        self._outage: dict[str, Any] | None = None
         self.session: str | None = None
+        self.sessions: list[str] = []  # every session joined, in order
+        self.next_seq = 0  # the receiver's next_seq at the first hello: where a Play starts
+        self.outages = 0
+        self.error: str | None = None  # why it stopped, when the receiver made it stop
         self.stored_through = -1
         self.dropped = 0
         self.batches = 0
@@ -160,26 +182,68 @@ class SimulatedPlugin:
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> SimulatedPlugin:
-        """Say hello (raises PluginError if the receiver refuses or is unreachable) and start
-        sending."""
+        """Say hello, retrying with backoff for up to `connect_timeout_s` (raises PluginError
+        if the receiver refuses or stays unreachable), and start sending."""
         if self._thread is not None:
             raise PluginError("the simulated plugin is already started")
-        hello = {"schema": HELLO_SCHEMA, "plugin_version": f"sim-{tool_version()}",
-                 "place_name": "Simulated place", "datamodel": "simulated",
-                 "viewport": list(self._viewport), "client_clock": self.clock.now(),
-                 "wall_ms": time.time_ns() // 1_000_000, "session": self._wanted_session}
-        try:
-            reply = self._call("/v1/hello", hello)
-        except (OSError, _RefusedError) as exc:
-            self._close()
-            raise PluginError(f"hello to http://{self._address[0]}:{self._address[1]} failed "
-                              f"({exc}); is `stpe record` running?") from None
-        self.session = reply["session"]
-        self.stored_through = reply["stored_through"]
+        self._give_up_at = time.monotonic() + self._connect_timeout
+        while self._state == "hello":
+            if not self._hello():
+                self._close()
+                raise PluginError(f"hello to http://{self._address[0]}:{self._address[1]} "
+                                  f"failed ({self.error}); is `stpe record` running?")
+        self._give_up_at = None
         self._thread = threading.Thread(target=self._send_loop, name="stpe-simplugin",
                                         daemon=True)
         self._thread.start()
         return self
+
+    def _hello(self) -> bool:
+        """One hello and its transition; False when the client stopped or gave up."""
+        hello = {"schema": HELLO_SCHEMA, "plugin_version": f"sim-{tool_version()}",
+                 "place_name": "Simulated place", "datamodel": "simulated",
+                 "viewport": list(self._viewport), "client_clock": self.clock.now(),
+                 "wall_ms": time.time_ns() // 1_000_000, "session": self._wanted_session}
+        if self._outage is not None:
+            hello["outage"] = self._outage
+        answer = self._call("/v1/hello", hello)
+        return self._follow(answer)
+
+    def _follow(self, answer: _Answer) -> bool:
+        """Apply the spec's transition for `answer`; False when the client stops."""
+        self._state, action = spec.step(self._state, answer.event)
+        if action == "adopt":
+            if not self.sessions:  # the first hello of this Play: its seqs start here
+                self.next_seq = answer.body.get("next_seq", 0)
+            self.session = answer.body["session"]
+            self.sessions.append(self.session)
+            self._outage = None
+            self._backoff = spec.BACKOFF_INITIAL_S
+        elif action == "settle":
+            self._backoff = spec.BACKOFF_INITIAL_S
+        elif action == "backoff":
+            give_up_at = self._give_up_at
+            if give_up_at is not None and time.monotonic() + self._backoff > give_up_at:
+                self.error = answer.text
+                self._state = "stopped"
+                return False
+            self.retries += 1
+            time.sleep(self._backoff)
+            self._backoff = spec.next_backoff(self._backoff)
+        elif action == "outage":
+            logger.info("lost the receiver (%s); saying hello again", answer.text)
+            if self._outage is None:
+                self.outages += 1
+                self._outage = {"since_client": self.clock.now(),
+                                "since_wall_ms": time.time_ns() // 1_000_000,
+                                "session": self.session, "stored_through": self.stored_through}
+        elif action == "discard":
+            self._backoff = spec.BACKOFF_INITIAL_S
+        elif action == "report":
+            logger.error("the receiver stopped this plugin: %s", answer.text)
+            self.error = answer.text
+            return False
+        return True
 
     def stop(self, reason: str = "stopped") -> None:
         """Send what is buffered (giving up after the timeout), say bye. Safe to call twice."""
@@ -189,11 +253,11 @@ class SimulatedPlugin:
         self._give_up_at = time.monotonic() + self._timeout
         self._stopping.set()
         thread.join()
-        try:
-            self._call("/v1/bye", {"session": self.session, "reason": reason,
-                                   "last_seq": self._last_seq})
-        except (OSError, _RefusedError) as exc:
-            logger.warning("bye was not delivered: %s", exc)
+        if self._state == "sending":
+            answer = self._call("/v1/bye", {"session": self.session, "reason": reason,
+                                            "last_seq": self._last_seq})
+            if answer.status != 200:
+                logger.warning("bye was not delivered: %s", answer.text)
         self._close()
 
     def __enter__(self) -> SimulatedPlugin:
@@ -220,55 +284,53 @@ class SimulatedPlugin:
                 return
 
     def _deliver(self, samples: list[dict[str, Any]]) -> bool:
-        """Send one batch until acknowledged or refused; False when giving up on stop."""
+        """Send one batch until acknowledged or refused, saying hello again whenever the
+        spec says so; False when the client stops (refused for good, or giving up on stop)."""
         if self.batches % self._probe_every == 0:
             self._probe()
-        backoff = 0.05
         while True:
+            if self._state == "hello":
+                if not self._hello():
+                    return False
+                continue
             with self._lock:
                 dropped = [dict(r) for r in self._dropped_ranges[:MAX_PROBES]]
                 probes = list(self._probes[:MAX_PROBES])
             body = {"schema": SAMPLE_SCHEMA, "session": self.session,
-                    "seq_first": samples[0]["seq"] if samples else 0, "samples": samples,
-                    "sent_client": self.clock.now(), "sent_wall_ms": time.time_ns() // 1_000_000,
-                    "probes": probes, "dropped": dropped}
-            try:
-                reply = self._call("/v1/samples", body)
-            except _RefusedError as exc:
-                logger.error("batch of %d samples refused: %s", len(samples), exc)
+                    "seq_first": samples[0]["seq"] if samples else self._last_seq + 1,
+                    "samples": samples, "sent_client": self.clock.now(),
+                    "sent_wall_ms": time.time_ns() // 1_000_000, "probes": probes,
+                    "dropped": dropped}
+            answer = self._call("/v1/samples", body)
+            event = answer.event
+            if not self._follow(answer):
+                return False
+            if event == "ok":
+                self.batches += 1
+                self.stored_through = answer.body["stored_through"]
+            elif event == "refused":
+                logger.error("batch of %d samples refused: %s", len(samples), answer.text)
                 self.rejected += len(samples)
-                reply = None
-            except OSError as exc:
-                give_up_at = self._give_up_at
-                if give_up_at is not None and time.monotonic() + backoff > give_up_at:
-                    logger.warning("gave up sending %d samples: %s", len(samples), exc)
-                    return False
-                self.retries += 1
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+            else:
                 continue
             with self._lock:
                 del self._dropped_ranges[:len(dropped)]
                 del self._probes[:len(probes)]
-            if reply is not None:
-                self.batches += 1
-                self.stored_through = reply["stored_through"]
             return True
 
     def _probe(self) -> None:
         t0 = self.clock.now()
-        try:
-            reply = self._call("/v1/sync", {"session": self.session, "t0": t0})
-        except (OSError, _RefusedError) as exc:
-            logger.info("clock probe failed: %s", exc)
+        answer = self._call("/v1/sync", {"session": self.session, "t0": t0})
+        if answer.status != 200:
+            logger.info("clock probe failed: %s", answer.text)
             return
         t3 = self.clock.now()
         with self._lock:
-            self._probes.append({"t0": t0, "t1_ns": reply["t1_ns"], "t2_ns": reply["t2_ns"],
-                                 "t3": t3})
+            self._probes.append({"t0": t0, "t1_ns": answer.body["t1_ns"],
+                                 "t2_ns": answer.body["t2_ns"], "t3": t3})
 
-    def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST JSON; a retryable failure raises OSError, a final refusal `_RefusedError`."""
+    def _call(self, path: str, payload: dict[str, Any]) -> _Answer:
+        """POST JSON; the status (None when no answer came) and the parsed reply."""
         body = orjson.dumps(payload)
         headers = {"Content-Type": "application/json"}
         if self._compress:
@@ -284,12 +346,13 @@ class SimulatedPlugin:
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self._close()
-            raise OSError(f"{path}: {exc}") from None
-        if response.status in _RETRYABLE:
-            raise OSError(f"{path}: HTTP {response.status} {data[:200]!r}")
-        if response.status != 200:
-            raise _RefusedError(f"{path}: HTTP {response.status} {data[:300]!r}")
-        return orjson.loads(data)
+            return _Answer(None, {}, f"{path}: {exc}")
+        try:
+            reply = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            reply = None
+        text = f"{path}: HTTP {response.status} {data[:300]!r}"
+        return _Answer(response.status, reply if isinstance(reply, dict) else {}, text)
 
     def _close(self) -> None:
         if self._conn is not None:

@@ -1,13 +1,21 @@
 """The session store: the only code that writes a session's files.
 
-`SessionWriter` creates a session and appends to its logs (each append is one unbuffered
-write, so a crash loses at most the write in flight); `Session` opens one for reading.
+`SessionWriter` creates a session and appends to its logs; `Session` opens one for reading.
 Both are safe to use from several threads.
+
+Durability policy: an append returns once every byte of its lines is in the operating
+system (unbuffered `write` calls), so what it returned for survives a crash or kill -9 of
+STPE; the logs are fsynced when the session is closed (a power loss can lose what the OS
+had not yet written back). A failed append (disk full, I/O error) keeps nothing: every log
+it touched is truncated back to its size before the append, the writer refuses further
+appends, and the space held in reserve (`layout.RESERVE`) is released so the session can
+still be closed with status "failed" and the reason.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import threading
@@ -30,7 +38,7 @@ from capture._arrow import (
     state_table,
     state_table_from_records,
 )
-from capture._errors import SessionError
+from capture._errors import SessionError, StorageError
 from capture._layout import ClockAnchor, SessionManifest, Status
 
 logger = logging.getLogger(__name__)
@@ -64,11 +72,23 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StorageError(_storage_message(path, exc)) from None
+
+
+def _storage_message(path: Path, exc: OSError) -> str:
+    why = ("the disk is full" if exc.errno == errno.ENOSPC
+           else f"{exc.strerror or exc}")
+    return (f"cannot write {path} ({why}); nothing of that write was kept. Free space or "
+            f"fix the disk, then start a new recording; what was written before is intact")
 
 
 class SessionWriter:
@@ -80,6 +100,7 @@ class SessionWriter:
         self._lock = threading.Lock()
         self._fds: dict[str, int] = {}
         self._closed = False
+        self._failure: StorageError | None = None
 
     @classmethod
     def create(cls, parent: Path, session_id: str | None = None) -> SessionWriter:
@@ -93,8 +114,13 @@ class SessionWriter:
         manifest = SessionManifest(session_id=session_id, tool_version=tool_version(),
                                    created=now_anchor())
         writer = cls(path, manifest)
-        writer._save_manifest()
-        writer.append_event("start")
+        try:
+            _write_atomic(path / layout.RESERVE, bytes(layout.RESERVE_BYTES))
+            writer._save_manifest()
+            writer.append_event("start")
+        except StorageError:
+            writer.close()
+            raise
         return writer
 
     @classmethod
@@ -114,6 +140,11 @@ class SessionWriter:
     def closed(self) -> bool:
         """Whether `close()` or `finalize()` ran: appends are refused from then on."""
         return self._closed
+
+    @property
+    def failure(self) -> StorageError | None:
+        """Why a write failed, once one did: appends are refused from then on."""
+        return self._failure
 
     def update_manifest(self, **changes: Any) -> SessionManifest:
         """Replace manifest fields and write it atomically."""
@@ -139,17 +170,45 @@ class SessionWriter:
         return target
 
     def _append(self, name: str, lines: Iterable[bytes]) -> None:
-        data = b"".join(line + b"\n" for line in lines)
-        if not data:
-            return
+        self.append_together([(name, lines)])
+
+    def append_together(self, parts: Iterable[tuple[str, Iterable[bytes]]]) -> None:
+        """Append lines (no trailing newline) to several logs as one unit: when it returns,
+        every line is in the OS; when it raises StorageError, no log kept any of them."""
+        chunks = [(name, b"".join(line + b"\n" for line in lines)) for name, lines in parts]
         with self._lock:
             if self._closed:
                 raise SessionError(f"session {self.path} is closed; reopen it to append")
-            fd = self._fds.get(name)
-            if fd is None:
-                fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                self._fds[name] = fd
-            _write_all(fd, data)
+            if self._failure is not None:
+                raise StorageError(str(self._failure))
+            self._write_chunks([(name, data) for name, data in chunks if data])
+
+    def _write_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
+        written: list[tuple[int, int]] = []  # (fd, size before)
+        name = ""
+        try:
+            for name, data in chunks:
+                fd = self._fds.get(name)
+                if fd is None:
+                    fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                                 0o644)
+                    self._fds[name] = fd
+                written.append((fd, os.fstat(fd).st_size))
+                _write_all(fd, data)
+        except OSError as exc:
+            self._fail(self.path / name, exc, written)
+            raise self._failure from None
+
+    def _fail(self, path: Path, exc: OSError, written: list[tuple[int, int]]) -> None:
+        """Undo a failed append and refuse the next ones; release the reserve."""
+        for fd, size in written:
+            try:
+                os.ftruncate(fd, size)
+            except OSError as undo:  # the torn line stays; `stpe repair` moves it aside
+                logger.error("cannot cut the failed write off %s: %s", path, undo)
+        self._failure = StorageError(_storage_message(path, exc))
+        with contextlib.suppress(OSError):
+            (self.path / layout.RESERVE).unlink()
 
     def append_state(self, lines: Iterable[bytes]) -> None:
         """Append serialized StateRecord lines (no trailing newline) in one write."""
@@ -162,10 +221,7 @@ class SessionWriter:
         self._append(layout.FRAMES, (orjson.dumps(r) for r in records))
 
     def append_event(self, kind: str, **fields: Any) -> None:
-        anchor = now_anchor()
-        record = {"kind": kind, "host_mono_ns": anchor.host_mono_ns,
-                  "host_wall_ns": anchor.host_wall_ns, **fields}
-        self._append(layout.EVENTS, [orjson.dumps(record)])
+        self._append(layout.EVENTS, [event_line(kind, **fields)])
 
     def sync_to_disk(self) -> None:
         """fsync every open log (the logs are already in the OS after each append)."""
@@ -174,26 +230,55 @@ class SessionWriter:
                 os.fsync(fd)
 
     def finalize(self, status: Status = "complete") -> None:
-        """Write the stop anchor and status, close the logs. Safe to call twice."""
+        """Write the stop anchor and status, close the logs. Safe to call twice.
+
+        After a failed write the session is closed as "failed" with the reason (in the
+        space the reserve held), whatever `status` asked for."""
         if self._closed:
             return
-        self.append_event("stop", status=status)
-        self.update_manifest(status=status, stopped=now_anchor())
+        failure = self._failure
+        if failure is None:
+            self.append_event("stop", status=status)
+            self.update_manifest(status=status, stopped=now_anchor())
+        else:
+            self._close_failed(failure)
         self.close()
+
+    def _close_failed(self, failure: StorageError) -> None:
+        try:
+            with self._lock:
+                self._write_chunks([(layout.EVENTS, event_line("error", source="store",
+                                                               message=str(failure)) + b"\n"
+                                     + event_line("stop", status="failed") + b"\n")])
+            self.update_manifest(status="failed", stopped=now_anchor(),
+                                 notes={**self._manifest.notes, "failure": str(failure)})
+        except StorageError as exc:
+            logger.error("session %s could not record why it stopped (%s); run `stpe "
+                         "repair` on it once there is space", self.path, exc)
 
     def close(self) -> None:
         with self._lock:
             for fd in self._fds.values():
-                os.fsync(fd)
+                with contextlib.suppress(OSError):  # a failed disk: the writes are in
+                    os.fsync(fd)
                 os.close(fd)
             self._fds.clear()
             self._closed = True
+        with contextlib.suppress(OSError):
+            (self.path / layout.RESERVE).unlink()
 
     def __enter__(self) -> SessionWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def event_line(kind: str, **fields: Any) -> bytes:
+    """One EventRecord line (no newline), stamped with the host clocks now."""
+    anchor = now_anchor()
+    return orjson.dumps({"kind": kind, "host_mono_ns": anchor.host_mono_ns,
+                         "host_wall_ns": anchor.host_wall_ns, **fields})
 
 
 @dataclass(frozen=True)

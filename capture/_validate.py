@@ -14,15 +14,17 @@ import atexit
 import concurrent.futures
 import contextlib
 import gc
-import json
 import logging
-import multiprocessing
-import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
 import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -62,13 +64,6 @@ def _collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _dumps(sample: dict) -> bytes:
-    try:
-        return orjson.dumps(sample)
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits, which the schema allows
-        return json.dumps(sample, separators=(",", ":")).encode()
-
-
 def prepare_batch(body: bytes, encoding: str, limit: int) -> PreparedBatch:
     """Decode, validate and serialize one `/v1/samples` body; RefusedError when it is bad.
 
@@ -80,7 +75,7 @@ def prepare_batch(body: bytes, encoding: str, limit: int) -> PreparedBatch:
         samples = batch["samples"]
         prepared = PreparedBatch(
             session=batch["session"], seqs=tuple(s["seq"] for s in samples),
-            samples_json=tuple(_dumps(s) for s in samples),
+            samples_json=tuple(orjson.dumps(s) for s in samples),  # every int < 2**53
             probes=tuple((p["t0"], p["t1_ns"], p["t2_ns"], p["t3"])
                          for p in batch.get("probes", ())),
             dropped=tuple((d["first"], d["last"]) for d in batch.get("dropped", ())),
@@ -90,48 +85,122 @@ def prepare_batch(body: bytes, encoding: str, limit: int) -> PreparedBatch:
     return prepared
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: end this process when the receiver's process is gone (even after
-    a kill -9, which gives the pool no chance to stop its worker)."""
+_FRAME = struct.Struct(">I")
+_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[1]); " \
+             "from capture._validate import serve; serve()"
 
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(0)
 
-    threading.Thread(target=watch, name="stpe-parent-watch", daemon=True).start()
+def _send(stream: BinaryIO, message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_FRAME.pack(len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream: BinaryIO) -> object:
+    """The next message; EOFError when the pipe is closed."""
+    head = stream.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        raise EOFError("the pipe closed")
+    size = _FRAME.unpack(head)[0]
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the pipe closed mid-message")
+    return pickle.loads(data)
+
+
+def serve() -> None:
+    """The worker process: prepare each batch read on stdin and write the result to stdout,
+    until stdin closes (the receiver's process stopped it, or is gone: even a kill -9
+    closes the pipe)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the receiver's to handle
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            body, encoding, limit = _receive(stdin)  # type: ignore[misc]
+        except EOFError:
+            return
+        try:
+            reply: tuple[bool, object] = (True, prepare_batch(body, encoding, limit))
+        except RefusedError as refusal:
+            reply = (False, refusal)
+        except Exception as exc:  # a bug: reported to the receiver, which logs it
+            reply = (False, RefusedError(500, "internal_error", f"validation failed ({exc})"))
+        try:
+            _send(stdout, reply)
+        except BrokenPipeError:
+            return
+
+
+class _Worker:
+    """One validation process and the pipes to it. Plain pipes, not a process pool: a
+    pool's queues hold POSIX semaphores, which a kill -9 of the recorder leaves behind; and
+    a process group of its own, so a Ctrl-C meant for `stpe record` never reaches it."""
+
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parents[1])
+        group: dict[str, object] = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+                                    if sys.platform == "win32" else {"start_new_session": True})
+        self.process = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP, root],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        **group)  # type: ignore[call-overload]
+
+    def call(self, body: bytes, encoding: str, limit: int) -> PreparedBatch:
+        if self.process.stdin is None or self.process.stdout is None:
+            raise EOFError("no pipes to the validation process")
+        _send(self.process.stdin, (body, encoding, limit))
+        ok, value = _receive(self.process.stdout)  # type: ignore[misc]
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()  # the worker reads EOF and exits
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 class BatchValidator:
-    """The process-wide validation worker, started on first use and restarted if it dies."""
+    """The process-wide validation worker, started on first use and restarted if it dies;
+    one batch at a time, in arrival order."""
 
     _lock = threading.Lock()
-    _pool: concurrent.futures.ProcessPoolExecutor | None = None
+    _worker: _Worker | None = None
+    _thread = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                    thread_name_prefix="stpe-validate")
 
     @classmethod
-    def executor(cls) -> concurrent.futures.ProcessPoolExecutor:
+    def start(cls) -> None:
+        """Start the worker now, not on the first large batch."""
         with cls._lock:
-            if cls._pool is None:
-                cls._pool = concurrent.futures.ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_exit_with_parent, initargs=(os.getpid(),))
-                cls._pool.submit(int)  # start the worker now, not on the first batch
-            return cls._pool
+            if cls._worker is None:
+                cls._worker = _Worker()
 
     @classmethod
-    def discard(cls, pool: concurrent.futures.ProcessPoolExecutor) -> None:
-        """Forget a broken pool so the next batch starts a fresh worker."""
+    def call(cls, body: bytes, encoding: str, limit: int) -> PreparedBatch:
         with cls._lock:
-            if cls._pool is pool:
-                cls._pool = None
-        pool.shutdown(wait=False, cancel_futures=True)
+            if cls._worker is None:
+                cls._worker = _Worker()
+            worker = cls._worker
+            try:
+                return worker.call(body, encoding, limit)
+            except (EOFError, OSError):
+                cls._worker = None
+                worker.close()
+                raise BrokenPipeError("the validation process stopped") from None
 
     @classmethod
     def shutdown(cls) -> None:
         with cls._lock:
-            pool, cls._pool = cls._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            worker, cls._worker = cls._worker, None
+        if worker is not None:
+            worker.close()
 
 
 atexit.register(BatchValidator.shutdown)
@@ -139,12 +208,10 @@ atexit.register(BatchValidator.shutdown)
 
 async def validate_in_worker(body: bytes, encoding: str, limit: int) -> PreparedBatch:
     """`prepare_batch` in the worker process; a dead worker is a 503 and is replaced."""
-    pool = BatchValidator.executor()
     try:
         return await asyncio.get_running_loop().run_in_executor(
-            pool, prepare_batch, body, encoding, limit)
-    except BrokenProcessPool:
+            BatchValidator._thread, BatchValidator.call, body, encoding, limit)
+    except BrokenPipeError:
         logger.error("the batch validation process died; starting a new one")
-        BatchValidator.discard(pool)
         raise RefusedError(503, "validator_restarting", "the receiver's validation process "
                            "stopped and is being restarted; retry the batch") from None

@@ -24,20 +24,31 @@ MAX_PROBES = 64
 MAX_NAME = 200
 
 Name = Annotated[str, Field(max_length=MAX_NAME)]
-Vec2 = Annotated[tuple[float, float], Field(description="2-vector")]
-Vec3 = Annotated[tuple[float, float, float], Field(description="3-vector (studs or studs/s)")]
-Vec4 = Annotated[tuple[float, float, float, float], Field(description="4-vector")]
+# Every number has a documented range (docs/protocol.md, "Ranges"), so whatever is accepted
+# can be stored, read back as float64/int64 and aligned.
+MAX_REAL = 1e12  # any length, speed, pixel or other measure: |x| <= 1e12
+MAX_CLOCK_S = 1e12  # os.clock() seconds
+MAX_WALL_MS = 253_402_300_800_000  # Unix ms of 10000-01-01T00:00:00Z (exclusive)
+MAX_SEQ = 2**53  # exclusive: an integer a Luau number holds exactly
+MAX_PLACE_ID = 2**53  # exclusive
+
+Real = Annotated[float, Field(ge=-MAX_REAL, le=MAX_REAL)]
+Vec2 = Annotated[tuple[Real, Real], Field(description="2-vector")]
+Vec3 = Annotated[tuple[Real, Real, Real], Field(description="3-vector (studs or studs/s)")]
+Vec4 = Annotated[tuple[Real, Real, Real, Real], Field(description="4-vector")]
 CFrame12 = Annotated[
-    tuple[float, float, float, float, float, float, float, float, float, float, float, float],
+    tuple[Real, Real, Real, Real, Real, Real, Real, Real, Real, Real, Real, Real],
     Field(description="CFrame:GetComponents(): x, y, z, R00..R22 (studs, unitless)"),
 ]
 Projection = Annotated[
-    tuple[float, float, float, float],
+    tuple[Real, Real, Real, Real],
     Field(description="Camera:WorldToViewportPoint: u, v (viewport px), depth (studs), "
           "on_screen (1 or 0)"),
 ]
-SeqNumber = Annotated[int, Field(ge=0, lt=2**53)]
+SeqNumber = Annotated[int, Field(ge=0, lt=MAX_SEQ)]
 HostNs = Annotated[int, Field(ge=0, lt=2**63)]
+ClientSeconds = Annotated[float, Field(ge=0, le=MAX_CLOCK_S)]
+WallMs = Annotated[int, Field(ge=0, lt=MAX_WALL_MS)]
 
 
 class WireModel(BaseModel):
@@ -52,10 +63,10 @@ class WireModel(BaseModel):
 class Humanoid(WireModel):
     state: Name = Field(description="Enum.HumanoidStateType name, e.g. Running, Jumping, Freefall")
     move_direction: Vec3 = Field(description="Humanoid.MoveDirection, world space, unit or zero")
-    walk_speed: float = Field(ge=0, description="Humanoid.WalkSpeed, studs/s")
+    walk_speed: float = Field(ge=0, le=MAX_REAL, description="Humanoid.WalkSpeed, studs/s")
     jump: bool = Field(description="Humanoid.Jump")
     floor_material: Name = Field(description="Humanoid.FloorMaterial name; Air when airborne")
-    health: float = Field(description="Humanoid.Health")
+    health: Real = Field(description="Humanoid.Health")
 
 
 class RootPart(WireModel):
@@ -76,7 +87,8 @@ class Ground(WireModel):
     normal: Vec3 | None = None
     material: Name | None = None
     instance: Name | None = Field(None, description="full name of the hit instance")
-    distance: float | None = Field(None, ge=0, description="root part to hit point, studs")
+    distance: float | None = Field(None, ge=0, le=MAX_REAL,
+                                   description="root part to hit point, studs")
 
 
 class Character(WireModel):
@@ -129,9 +141,9 @@ class Sample(WireModel):
     """The state behind one rendered frame, sampled after the camera updated."""
 
     seq: SeqNumber = Field(description="render-step counter, +1 per rendered frame")
-    t: float = Field(ge=0, description="os.clock() at the render step, client seconds")
+    t: ClientSeconds = Field(description="os.clock() at the render step, client seconds")
     dt: float = Field(ge=0, lt=10, description="render step delta time, seconds")
-    wall_ms: int | None = Field(None, ge=0, description="DateTime.now().UnixTimestampMillis")
+    wall_ms: WallMs | None = Field(None, description="DateTime.now().UnixTimestampMillis")
     character: Character | None = None
     camera: Camera
     inputs: Inputs = Field(default_factory=Inputs)
@@ -144,10 +156,10 @@ class Sample(WireModel):
 class Probe(WireModel):
     """A completed NTP-style exchange: client send, host receive, host send, client receive."""
 
-    t0: float = Field(ge=0, description="client seconds at send")
+    t0: ClientSeconds = Field(description="client seconds at send")
     t1_ns: HostNs = Field(description="host_mono at receive")
     t2_ns: HostNs = Field(description="host_mono at send")
-    t3: float = Field(ge=0, description="client seconds at receive")
+    t3: ClientSeconds = Field(description="client seconds at receive")
 
     @model_validator(mode="after")
     def _ordered(self) -> Probe:
@@ -167,19 +179,30 @@ class SeqRange(WireModel):
         return self
 
 
+class Outage(WireModel):
+    """Sent with the first hello after a plugin lost the receiver it was sending to."""
+
+    since_client: ClientSeconds = Field(description="os.clock() at the first failed request")
+    since_wall_ms: WallMs = Field(description="wall clock at the first failed request")
+    session: Name = Field(description="the session it was sending to")
+    stored_through: int = Field(ge=-1, lt=MAX_SEQ,
+                                description="that session's stored_through, last answered")
+
+
 class Hello(WireModel):
     schema_: Literal["stpe.hello/1"] = Field(alias="schema")
     plugin_version: Name
-    place_id: int = 0
+    place_id: int = Field(0, ge=0, lt=MAX_PLACE_ID, description="game.PlaceId")
     place_name: Name = ""
     datamodel: Literal["client", "server", "edit", "simulated"]
     viewport: Vec2
-    client_clock: float = Field(ge=0, description="os.clock() when sent")
-    wall_ms: int = Field(ge=0, description="DateTime.now().UnixTimestampMillis when sent")
+    client_clock: ClientSeconds = Field(description="os.clock() when sent")
+    wall_ms: WallMs = Field(description="DateTime.now().UnixTimestampMillis when sent")
     session: Name | None = Field(None, description="session to join; omit to join the current")
     play: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
                              description="id of this Play, picked once per Play; a new id "
                                          "starts a new Play in the session")
+    outage: Outage | None = Field(None, description="the receiver was lost; since when")
 
 
 class HelloReply(WireModel):
@@ -187,7 +210,8 @@ class HelloReply(WireModel):
     receiver_version: str
     protocol: int = PROTOCOL_VERSION
     stored_through: int = Field(description="highest contiguous seq already stored, -1 if none")
-    next_seq: int = Field(0, ge=0, description="first seq of a new Play: 1 + highest seq stored or declared dropped, 0 if none")  # noqa: E501
+    next_seq: int = Field(0, ge=0, description="first seq of a new Play: 1 + highest seq "
+                                               "stored or declared dropped, 0 if none")
 
 
 class SampleBatch(WireModel):
@@ -195,11 +219,12 @@ class SampleBatch(WireModel):
     session: Name
     seq_first: SeqNumber
     samples: list[Sample] = Field(max_length=MAX_SAMPLES_PER_BATCH)
-    sent_client: float = Field(ge=0, description="os.clock() when the batch was sent")
-    sent_wall_ms: int = Field(ge=0)
+    sent_client: ClientSeconds = Field(description="os.clock() when the batch was sent")
+    sent_wall_ms: WallMs
     probes: list[Probe] = Field(default_factory=list, max_length=MAX_PROBES)
     dropped: list[SeqRange] = Field(default_factory=list, max_length=MAX_PROBES,
-                                    description="seqs the plugin had to discard")
+                                    description="seqs the plugin had to discard, all below "
+                                    "seq_first")
 
     @model_validator(mode="after")
     def _seqs_increase(self) -> SampleBatch:
@@ -208,6 +233,12 @@ class SampleBatch(WireModel):
             raise ValueError(f"seq_first {self.seq_first} != first sample seq {seqs[0]}")
         if any(b <= a for a, b in itertools.pairwise(seqs)):
             raise ValueError("sample seqs must strictly increase within a batch")
+        for dropped in self.dropped:
+            if dropped.last >= self.seq_first:
+                raise ValueError(f"dropped range {dropped.first}..{dropped.last} reaches "
+                                 f"seq_first {self.seq_first}: only seqs already taken (below "
+                                 "the batch's first seq, or for a batch without samples the "
+                                 "next seq) can be dropped")
         return self
 
 
@@ -219,7 +250,7 @@ class BatchReply(WireModel):
 
 class SyncRequest(WireModel):
     session: Name | None = None
-    t0: float = Field(ge=0)
+    t0: ClientSeconds
     id: SeqNumber | None = Field(None, description="the probe's id, echoed in the reply")
 
 
@@ -233,7 +264,7 @@ class SyncReply(WireModel):
 class Bye(WireModel):
     session: Name
     reason: Name = "stopped"
-    last_seq: int = Field(-1, ge=-1)
+    last_seq: int = Field(-1, ge=-1, lt=MAX_SEQ)
 
 
 class ByeReply(WireModel):

@@ -28,8 +28,9 @@ def command(source: Path, out: Path) -> None:
         console.print(f"viewport {result.viewport[0]:g}x{result.viewport[1]:g} differs from "
                       "the frame size: both are recorded")
     if result.missing_frames:
-        console.print(f"[yellow]gap:[/yellow] {len(result.missing_frames)} frame numbers "
-                      f"missing, first {result.missing_frames[:10]}")
+        count = sum(last - first + 1 for first, last in result.missing_frames)
+        runs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in result.missing_frames[:10])
+        console.print(f"[yellow]gap:[/yellow] {count} frame numbers missing ({runs})")
     for jump in result.timestamp_gaps[:10]:
         console.print(f"[yellow]gap:[/yellow] {jump['gap_s']:.3f} s after frame "
                       f"{jump['after_frame']:g}")

@@ -1,4 +1,4 @@
-"""`stpe repair`: recover a session whose recorder was killed."""
+"""`stpe repair`: recover a session in place, whatever its status."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from pipeline.commands._conventions import Output, session_words, sessions_argum
 @click.option("--force", is_flag=True,
               help="Repair even if the recorder process that owns the session still runs.")
 def command(sessions: list[Path], force: bool) -> None:
-    """Recover SESSIONS after a crash: trim torn log lines, remux the readable video,
-    reconcile the frame table, mark them recovered."""
+    """Recover SESSIONS in place after a crash or a failed write: trim torn log lines,
+    remux the readable video, reconcile the frame table, mark them recovered. A complete
+    session only has torn log lines moved aside."""
     output = Output.current()
     reports = [_repair(path, force, output.console) for path in sessions]
     output.result({"command": "repair", "sessions": [asdict(r) for r in reports]})
@@ -28,6 +29,10 @@ def command(sessions: list[Path], force: bool) -> None:
 def _repair(session: Path, force: bool, console: Console) -> RepairReport:
     """Repair one session, printing what was found."""
     report = repair_session(session, force=force)
+    if report.intact:
+        console.print(f"{report.path} is complete and every log line is whole; nothing to "
+                      f"do ({report.samples} samples)")
+        return report
     if report.already_recovered:
         console.print(f"{report.path} was already recovered; nothing to do "
                       f"({report.frames_decodable} frames, {report.samples} samples)")
@@ -36,7 +41,9 @@ def _repair(session: Path, force: bool, console: Console) -> RepairReport:
         console.print(f"{name}: {moved} bytes of torn or corrupt lines kept in {name}.torn")
     for name in report.completed_lines:
         console.print(f"{name}: the last record was whole; its newline was added")
-    if report.video == "remuxed":
+    if report.video == "unchanged":
+        console.print("video: unchanged (the session was stopped cleanly)")
+    elif report.video == "remuxed":
         console.print(f"video: {report.frames_decodable} frames readable, remuxed into "
                       "video.mkv (original kept as video.damaged.mkv)")
     else:

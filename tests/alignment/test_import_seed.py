@@ -68,7 +68,7 @@ def test_import_joins_each_image_with_its_record_and_reports_gaps(tmp_path):
     stamps = make_seed(tmp_path / "seed", numbers, padded=False)  # frame_10 sorts before frame_9
     result = import_seed(tmp_path / "seed", tmp_path / "out")
     assert result.frames == len(numbers)
-    assert result.missing_frames == [13, 14]
+    assert result.missing_frames == [(13, 14)]
     assert [g["after_frame"] for g in result.timestamp_gaps] == [12]
     assert result.frame_size == SIZE and result.viewport == (1528, 856)
     table = read_aligned(tmp_path / "out")
@@ -191,3 +191,101 @@ def test_missing_source_and_existing_out(tmp_path):
     (tmp_path / "o").mkdir()
     with pytest.raises(ImportFormatError, match="already exists"):
         import_seed(tmp_path / "seed", tmp_path / "o")
+
+
+def _png_claiming(width, height):
+    """A small real PNG whose header claims another size (nothing past it is read)."""
+    _, data = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))
+    data = bytearray(data.tobytes())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return bytes(data)
+
+
+def test_a_frame_number_far_past_the_records_is_refused(tmp_path):
+    make_seed(tmp_path / "seed", [1, 2, 3])
+    folder = tmp_path / "seed" / "frame_0003"
+    big = tmp_path / "seed" / "frame_99999999999"
+    folder.rename(big)
+    (big / "frame_0003.png").rename(big / "frame_99999999999.png")
+    (big / "frame_0003.json").unlink()
+    (big / "frame_99999999999.json").write_text(json.dumps(_record(99999999999, 1765616659.0)))
+    with pytest.raises(ImportFormatError, match="run from 1 to 99999999999 for 3 records"):
+        import_seed(tmp_path / "seed", tmp_path / "out")
+    _assert_nothing_written(tmp_path, ["seed"])
+
+
+def test_many_large_members_are_refused_or_never_extracted(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(40):  # 40 MiB of frame records in a few tens of kB
+            z.writestr(f"frame_{i:04d}/frame_{i:04d}.json", b" " * (1 << 20))
+    with pytest.raises(ImportFormatError, match="likely zip bomb"):
+        import_seed(archive, tmp_path / "out")
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(40):  # members an import never reads are not extracted
+            z.writestr(f"junk/{i}.bin", b" " * (1 << 20))
+    with pytest.raises(ImportFormatError) as caught:
+        import_seed(other, tmp_path / "out")
+    # the error names the zip the user has, not a temporary folder that is gone
+    assert f"{other} holds no frame_NNNN/ folders" in str(caught.value)
+    assert ".out." not in str(caught.value)
+    _assert_nothing_written(tmp_path, ["evil.zip", "other.zip"])
+
+
+def test_image_size_is_read_from_the_header_before_decoding(tmp_path):
+    make_seed(tmp_path / "src", [1, 2, 3])
+    (tmp_path / "src" / "frame_0002" / "frame_0002.png").write_bytes(_png_claiming(16000, 16000))
+    archive = _zip(tmp_path / "src", tmp_path / "seed.zip")
+    with pytest.raises(ImportFormatError, match="frames must match"):
+        import_seed(archive, tmp_path / "out")
+    make_seed(tmp_path / "one", [1])
+    (tmp_path / "one" / "frame_0001" / "frame_0001.png").write_bytes(_png_claiming(16000, 16000))
+    with pytest.raises(ImportFormatError, match="16000x16000 pixels; images up to"):
+        import_seed(tmp_path / "one", tmp_path / "out")
+    _assert_nothing_written(tmp_path, ["src", "seed.zip", "one"])
+
+
+@pytest.mark.parametrize("field, value", [("frame", "3"), ("timestamp", "1765616658.6"),
+                                          ("fps", True), ("timestamp", 1e300)])
+def test_record_types_are_strict(tmp_path, field, value):
+    make_seed(tmp_path / "seed", [1, 2, 3])
+    path = tmp_path / "seed" / "frame_0003" / "frame_0003.json"
+    path.write_text(json.dumps(_record(3, 1765616658.6) | {field: value}))
+    with pytest.raises(ImportFormatError, match=f"frame_0003.json is not a valid frame record.*"
+                                                f"at {field}"):
+        import_seed(tmp_path / "seed", tmp_path / "out")
+    _assert_nothing_written(tmp_path, ["seed"])
+
+
+def test_path_clashes_are_clear_errors(tmp_path):
+    archive = tmp_path / "clash.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("frame_0001", b"a file")
+        z.writestr("frame_0001/frame_0001.json", b"{}")
+    with pytest.raises(ImportFormatError, match="'frame_0001' is both a file and a folder"):
+        import_seed(archive, tmp_path / "out")
+    make_seed(tmp_path / "seed", [1, 2])
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ImportFormatError, match="is a symbolic link"):
+        import_seed(tmp_path / "seed", tmp_path / "link")
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(ImportFormatError, match="is a file, not a folder"):
+        import_seed(tmp_path / "seed", tmp_path / "afile" / "out")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_every_file_names_the_final_path_and_fps_is_the_frames_rate(tmp_path):
+    stamps = make_seed(tmp_path / "src", [1, 2, 3, 4, 5, 6])
+    archive = _zip(tmp_path / "src", tmp_path / "seed.zip")
+    result = import_seed(archive, tmp_path / "out")
+    out = tmp_path / "out"
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert b"/.out." not in path.read_bytes(), path  # no temporary folder named
+    assert json.loads((out / "alignment.json").read_text())["session"] == str(out)
+    assert result.report.session == str(out)
+    t = sorted(stamps.values())
+    session = Session.open(out)
+    assert session.manifest.capture.fps == pytest.approx(5 / (t[-1] - t[0]))
+    assert read_aligned(out).column("seed.fps").to_pylist() == [57.0] * 6

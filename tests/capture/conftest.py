@@ -1,6 +1,9 @@
-"""Fixtures for capture tests: a virtual X screen (Xvfb) shared by the session."""
+"""Fixtures for capture tests: a virtual X screen (Xvfb) shared by the session, and the
+`spawn` start method (the default on Windows and macOS, where Studio runs) for every test."""
 
 from __future__ import annotations
+
+import multiprocessing
 
 import pytest
 
@@ -9,6 +12,15 @@ from capture._xvfb import start_xvfb
 from tests.capture._x11 import Painter
 
 SCREEN = (320, 240)
+
+
+@pytest.fixture(autouse=True)
+def spawn_only():
+    """Run each capture test with `spawn`, so nothing in capture may rely on fork."""
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("spawn", force=True)
+    yield
+    multiprocessing.set_start_method(previous, force=True)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from capture import ReceiverThread, SessionWriter
+from capture import ReceiverThread, Session, SessionWriter
 from capture._wire import ErrorReply, SampleBatch
 from tests.capture._rx import batch, hello, json_values, post, request, snapshot
 from tests.conftest import make_sample
@@ -102,6 +102,28 @@ CASES = {
                           JSON, 422, "samples.0.entities"),
     "huge name": (_sample_changed(0, "camera.type", "x" * 5000), JSON, 422,
                   "samples.0.camera.type"),
+    # numbers beyond their documented range (docs/protocol.md, "Ranges")
+    "wall_ms 2**70": (_sample_changed(1, "wall_ms", 2**70), JSON, 422, "samples.1.wall_ms"),
+    "wall_ms past year 9999": (_sample_changed(1, "wall_ms", 253_402_300_800_000), JSON, 422,
+                               "samples.1.wall_ms"),
+    "sent_wall_ms 2**70": (json.dumps(batch("s1", [10], sent_wall_ms=2**70)).encode(), JSON,
+                           422, "sent_wall_ms"),
+    "sent_client 1e300": (_mutated(sent_client=1e300), JSON, 422, "sent_client"),
+    "position 1e300": (_sample_changed(0, "camera.cframe", [1e300] + [0.0] * 11), JSON, 422,
+                       "samples.0.camera.cframe.0"),
+    "velocity -1e13": (_sample_changed(0, "character.root.velocity", [-1e13, 0.0, 0.0]), JSON,
+                       422, "samples.0.character.root.velocity.0"),
+    "t 1e13": (_sample_changed(0, "t", 1e13), JSON, 422, "samples.0.t"),
+    "probe t1_ns 2**64": (json.dumps(batch("s1", [10], probes=[
+        {"t0": 1.0, "t1_ns": 2**64, "t2_ns": 2**64, "t3": 1.0}])).encode(), JSON, 422,
+        "probes.0.t1_ns"),
+    # dropped ranges may only name seqs already taken: below the batch's first seq
+    "drop ahead of the batch": (orjson.dumps(batch("s1", [10, 11], dropped=[
+        {"first": 6, "last": 1_000_000}])), JSON, 422, None),
+    "drop of a sent seq": (orjson.dumps(batch("s1", [10, 11], dropped=[
+        {"first": 10, "last": 10}])), JSON, 422, None),
+    "empty batch dropping ahead": (orjson.dumps(batch("s1", [], seq_first=20, dropped=[
+        {"first": 15, "last": 25}])), JSON, 422, None),
     "probe out of order": (_mutated(probes=[{"t0": 5.0, "t1_ns": 2, "t2_ns": 1, "t3": 6.0}]),
                            JSON, 422, "probes.0"),
     # NaN and infinity, as floats and as bare JSON tokens: 422
@@ -167,6 +189,12 @@ def test_oversize_chunked_body_without_length_is_refused(rx):
     ("/v1/hello", b"x" * (64 * 1024), 413),
     ("/v1/bye", {"session": "other"}, 404),
     ("/v1/bye", {"session": "s1", "last_seq": -5}, 422),
+    ("/v1/bye", b'{"session": "s1", "last_seq": 1180591620717411303424}', 422),
+    ("/v1/hello", json.dumps({**hello(), "place_id": 2**70}).encode(), 422),
+    ("/v1/hello", {**hello(), "place_id": -1}, 422),
+    ("/v1/hello", json.dumps({**hello(), "wall_ms": 2**64}).encode(), 422),
+    ("/v1/hello", {**hello(), "client_clock": 1e300}, 422),
+    ("/v1/hello", {**hello(), "viewport": [1e300, 720.0]}, 422),
     ("/v1/sync", {"session": "other", "t0": 1.0}, 404),
     ("/v1/sync", {"t0": -1.0}, 422),
     ("/v1/sync", b'{"t0": NaN}', 422),
@@ -227,6 +255,69 @@ def test_the_receiver_agrees_with_the_schema_on_mutated_batches(rx, index, path,
     assert reply.status == (200 if valid else 422), reply.body
     if not valid:
         assert snapshot(writer) == before
+
+
+def test_a_drop_ahead_of_the_batch_never_hides_later_samples(tmp_path):
+    with SessionWriter.create(tmp_path, "s") as writer, \
+            ReceiverThread(writer, port=0) as receiver:
+        assert post(receiver.port, "/v1/samples", batch("s", [0, 1, 2, 3, 4, 5])).status == 200
+        attack = post(receiver.port, "/v1/samples",
+                      batch("s", [6], dropped=[{"first": 6, "last": 1_000_000}]))
+        later = [post(receiver.port, "/v1/samples", batch("s", [s])) for s in range(6, 24)]
+        stored = Session.open(writer.path).read_state()["seq"].to_pylist()
+    assert attack.status == 422 and attack.body["error"]["path"] is None
+    assert [r.body["accepted"] for r in later] == [1] * 18
+    assert stored == list(range(24))
+
+
+def test_numbers_at_the_edge_of_their_range_are_stored_and_read_back(tmp_path):
+    sample = make_sample(2**53 - 1, 1.0)
+    body = {**batch("s", []), "seq_first": 2**53 - 1, "samples": [sample],
+            "sent_wall_ms": 253_402_300_799_999}
+    sample["wall_ms"], sample["t"] = 253_402_300_799_999, 1e12
+    sample["camera"]["cframe"][0] = -1e12
+    sample["character"]["root"]["velocity"] = [1e12, -1e12, 0.0]
+    with SessionWriter.create(tmp_path, "s") as writer, \
+            ReceiverThread(writer, port=0) as receiver:
+        reply = post(receiver.port, "/v1/samples", body)
+        table = Session.open(writer.path).read_state()
+    assert reply.status == 200 and reply.body["accepted"] == 1
+    row = table.to_pylist()[0]
+    assert row["seq"] == 2**53 - 1 and row["wall_ms"] == 253_402_300_799_999
+    assert row["t"] == 1e12
+    assert row["camera.cframe"][0] == -1e12
+    assert row["character.root.velocity"] == [1e12, -1e12, 0.0]
+
+
+_numbers = (st.integers(-2**80, 2**80) | st.floats(allow_nan=False, allow_infinity=False)
+            | st.sampled_from([2**53, 2**63, 2**64, 1e12, 1e13, 1e308, -1e308]))
+_numeric_paths = st.sampled_from([
+    "seq", "t", "dt", "wall_ms", "camera.fov_y", "camera.cframe.0", "camera.cframe.5",
+    "camera.viewport.1", "camera.root_projection.2", "inputs.mouse_delta.0",
+    "character.humanoid.health", "character.humanoid.walk_speed", "character.root.size.2",
+    "character.ground.distance", "entities.0.projection.0",
+])
+
+
+@settings(max_examples=40, deadline=None)
+@given(path=_numeric_paths, value=_numbers)
+def test_whatever_is_accepted_can_be_read_back(tmp_path_factory, path, value):
+    body = batch("s", [0])
+    node = body["samples"][0]
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if isinstance(node, list):
+        node[int(leaf)] = value
+    else:
+        node[leaf] = value
+    with SessionWriter.create(tmp_path_factory.mktemp("edge"), "s") as writer, \
+            ReceiverThread(writer, port=0) as receiver:
+        reply = post(receiver.port, "/v1/samples", json.dumps(body).encode())
+        if reply.status == 200:
+            assert Session.open(writer.path).read_state().num_rows == 1
+        else:
+            assert reply.status == 422 and not (writer.path / "state.jsonl").exists()
 
 
 @settings(max_examples=40, deadline=None)

@@ -70,10 +70,13 @@ def test_receiver_outage_retries_then_drops_oldest_beyond_the_buffer(writer):
     with ReceiverThread(writer, port=port):
         plugin.stop()
     seqs = [r["seq"] for r in _stored(writer)]
-    assert plugin.dropped == 20 and plugin.retries >= 1
+    assert plugin.dropped == 20 and plugin.outages == 1
     assert seqs == list(range(10)) + list(range(30, 50))
-    drops = [e for e in Session.open(writer.path).events() if e["kind"] == "drop"]
+    events = Session.open(writer.path).events()
+    drops = [e for e in events if e["kind"] == "drop"]
     assert [(e["first"], e["last"]) for e in drops] == [(10, 29)]
+    (outage,) = [e for e in events if e["kind"] == "outage"]
+    assert outage["previous_stored_through"] == 9 and outage["span_s"] >= 0
 
 
 def test_replay_reproduces_a_recorded_session(tmp_path, writer):
@@ -100,5 +103,7 @@ def test_tokens_and_bad_use_are_refused(writer):
         assert rx.stats.samples_stored == 1
     with pytest.raises(PluginError, match="http://"):
         SimulatedPlugin("ftp://127.0.0.1:1")
+    unreachable = SimulatedPlugin("http://127.0.0.1:9", timeout_s=0.5, connect_timeout_s=0.5)
     with pytest.raises(PluginError, match="failed"):
-        SimulatedPlugin("http://127.0.0.1:9", timeout_s=0.5).start()
+        unreachable.start()
+    assert unreachable.retries >= 3  # hello retried with backoff: 0.05 + 0.1 + 0.2 s
