@@ -10,7 +10,7 @@ from __future__ import annotations
 class AlignmentError(Exception):
     """Logs or video cannot be aligned; the message says what was expected and the fix."""
 
-    exit_code = 2
+    exit_code = 1
 
 
 class ImportFormatError(AlignmentError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 class CaptureError(Exception):
     """Base of every error the capture package raises on purpose."""
 
-    exit_code = 2
+    exit_code = 1
 
 
 class SessionError(CaptureError):

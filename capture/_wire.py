@@ -9,6 +9,7 @@ x, y, z, R00, R01, R02, R10, R11, R12, R20, R21, R22.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from typing import Annotated, Literal
 
@@ -223,8 +224,8 @@ class SampleBatch(WireModel):
     sent_wall_ms: WallMs
     probes: list[Probe] = Field(default_factory=list, max_length=MAX_PROBES)
     dropped: list[SeqRange] = Field(default_factory=list, max_length=MAX_PROBES,
-                                    description="seqs the plugin had to discard, all below "
-                                    "seq_first")
+                                    description="seqs the plugin had to discard: already "
+                                    "sampled (at most the batch's last seq) and not in it")
 
     @model_validator(mode="after")
     def _seqs_increase(self) -> SampleBatch:
@@ -233,12 +234,14 @@ class SampleBatch(WireModel):
             raise ValueError(f"seq_first {self.seq_first} != first sample seq {seqs[0]}")
         if any(b <= a for a, b in itertools.pairwise(seqs)):
             raise ValueError("sample seqs must strictly increase within a batch")
+        taken = seqs[-1] if seqs else self.seq_first - 1  # the highest seq already sampled
         for dropped in self.dropped:
-            if dropped.last >= self.seq_first:
-                raise ValueError(f"dropped range {dropped.first}..{dropped.last} reaches "
-                                 f"seq_first {self.seq_first}: only seqs already taken (below "
-                                 "the batch's first seq, or for a batch without samples the "
-                                 "next seq) can be dropped")
+            inside = bisect.bisect_left(seqs, dropped.first) < bisect.bisect_right(
+                seqs, dropped.last)
+            if dropped.last > taken or inside:
+                raise ValueError(f"dropped range {dropped.first}..{dropped.last} names seqs "
+                                 f"not taken yet (above {taken}) or sent in this batch: only "
+                                 "seqs already sampled and not in the batch can be dropped")
         return self
 
 

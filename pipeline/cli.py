@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except MissingExtraError as exc:
         raise _fail(str(exc), EXIT_MISSING_EXTRA, out) from None
     except (CaptureError, AlignmentError, PipelineError) as exc:
-        raise _fail(str(exc), EXIT_FAILED, out) from None
+        raise _fail(str(exc), getattr(exc, "exit_code", EXIT_FAILED), out) from None
     except ModuleNotFoundError as exc:
         extra = missing_extra(exc.name or "")
         if extra is None:

@@ -63,8 +63,8 @@ DEFAULT_PARENT = Path("sessions")
 NOT_CONNECTED = (
     "the plugin never connected, so this session has video but no game state. Check, in "
     "Roblox Studio: the STPE plugin is installed (stpe plugin install) and its Record button "
-    "was pressed before Play; Game Settings > Security > Allow HTTP Requests is on; the "
-    "plugin posts to {url}{token}; then record again")
+    "was pressed before Play; Studio's prompt to let the plugin reach 127.0.0.1 was allowed; "
+    "the plugin posts to {url}{token}; then record again")
 
 
 class _StopSignal:

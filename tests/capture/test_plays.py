@@ -72,7 +72,7 @@ def test_next_seq_counts_declared_drops(rx) -> None:
     receiver, _ = rx
     session = post(receiver.port, "/v1/hello", hello()).body["session"]
     r = post(receiver.port, "/v1/samples",
-             batch(session, [0, 1], dropped=[{"first": 2, "last": 9}]))
+             batch(session, [8, 9], dropped=[{"first": 0, "last": 7}]))
     assert r.body["stored_through"] == 9
     assert post(receiver.port, "/v1/hello", {**hello(), "play": "b"}).body["next_seq"] == 10
 

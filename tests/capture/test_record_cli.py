@@ -104,7 +104,7 @@ def test_impossible_capture_is_a_recorder_error_and_writes_nothing(display, tmp_
     result = CliRunner().invoke(cli, ["record", "--out", str(tmp_path), "--port", "0",
                                       "--duration", "0.2", *args])
     assert isinstance(result.exception, RecorderError)
-    assert message in str(result.exception) and result.exception.exit_code == 2
+    assert message in str(result.exception) and result.exception.exit_code == 1
     assert list(tmp_path.iterdir()) == []
 
 
