@@ -191,6 +191,14 @@ def _frames(video: Path) -> Iterator[tuple[int, Any]]:
                 yield round(frame.pts * tb * 1_000_000), frame
 
 
+def _due(calls: int, scan_every: int) -> int:
+    """Frames after which the next search happens whatever it costs: between `scan_every`
+    and `SCAN_AT_LEAST`, spread by the golden ratio so that searches do not fall in step
+    with something periodic on screen (an occluder over the strip every second)."""
+    spread = max(SCAN_AT_LEAST - scan_every, 0)
+    return scan_every + int((calls * 0.6180339887) % 1.0 * spread)
+
+
 class _Reader:
     """The strips located so far and their sampling grids; reads a frame with each."""
 
@@ -245,7 +253,7 @@ def decode_video(video: Path, frame_pts_us: np.ndarray, *, scan_every: int = SCA
         value = reader.read(luma)
         decoding_s = time.perf_counter() - started - locate_s
         if (value is None and since_search >= scan_every
-                and (calls == 0 or since_search >= SCAN_AT_LEAST
+                and (calls == 0 or since_search >= _due(calls, scan_every)
                      or locate_s <= LOCATE_BUDGET * decoding_s)):
             since_search, calls = 0, calls + 1
             t0 = time.perf_counter()

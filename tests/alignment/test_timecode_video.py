@@ -151,3 +151,23 @@ def test_hd_frames_are_searched_at_half_resolution_and_located_to_a_pixel(cell):
     assert geometry.x0 == pytest.approx(0.0, abs=1.0)
     assert geometry.y0 + 3 * geometry.pitch_y == pytest.approx(720, abs=1.0)
     assert read_cells(luma, geometry.sample_grid(*luma.shape)) == 0xABCDE
+
+
+def test_searches_do_not_fall_in_step_with_a_periodic_occluder(tmp_path, monkeypatch):
+    # the budget refuses every optional search: only the forced ones run; an occluder
+    # covers the strip 20 frames in every 60, in step with a fixed 60-frame search
+    import alignment._timecode as timecode
+
+    monkeypatch.setattr(timecode, "LOCATE_BUDGET", 0.0)
+    sim = simulate_capture(8.0, seed=15)
+    shown = np.arange(sim.true_seq.size) >= 61
+
+    def box(i, image):
+        if i % 60 < 20:
+            image[VIEWPORT[1] - 24:, :320] = 0
+
+    path = write_session(sim, tmp_path, video=True, strip=shown, overlay=box)
+    result = _decode(path)
+    assert result.geometry is not None
+    visible = shown & (np.arange(shown.size) % 60 >= 20)
+    assert (result.payload[visible] >= 0).all()
