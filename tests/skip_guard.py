@@ -19,9 +19,6 @@ ALLOWED_SKIPS: dict[str, str] = {
     # Its mirror image: the clear error without a device cannot be produced on a CUDA machine.
     "tests/pipeline/test_annotate_stages.py::test_cuda_without_a_device_is_a_clear_error":
         "skips only where CUDA exists",
-    # lerobot 0.4 pins torch<2.11, which cannot be installed beside our pinned torch 2.13:
-    # remove this entry once the loader test runs in CI.
-    "tests/pipeline/test_export.py::test_lerobot_dataset_loads": "lerobot cannot be installed",
 }
 
 STRICT_ENV = "STPE_STRICT_SKIPS"
