@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
+from alignment._timecode import locate, read_cells
 from alignment._timecode_code import cells_to_payload
 from capture import ReceiverThread, Session, SessionWriter
 from tests.luau._harness import PlaySolo
@@ -166,7 +167,16 @@ def _strip_seq(play: PlaySolo) -> int | None:
     view = to_python(strip)
     assert view["order"] == 2**31 - 1 and view["inset"] is True
     assert view["anchor"] == [0, 1] and view["position"] == [0, 1]
-    return cells_to_payload(np.array(view["cells"]))
+    seq = cells_to_payload(np.array(view["cells"]))
+    # the whole drawn grid, as a captured image, through the video decoder: it refuses a
+    # strip whose bottom row is not the complement of the code row (docs/timecode.md)
+    image = np.kron(np.array(view["grid"], np.uint8) * 255, np.ones((8, 8), np.uint8))
+    luma = np.pad(image, 24)  # a black viewport around the strip
+    geometry = locate(luma)
+    assert geometry is not None
+    assert read_cells(luma, geometry.sample_grid(*luma.shape)) == seq
+    assert np.array_equal(np.array(view["grid"])[2, 1:-1], 1 - np.array(view["cells"]))
+    return seq
 
 
 def test_timecode_cells_decode_to_the_sample_seq(tmp_path: Path) -> None:
