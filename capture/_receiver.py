@@ -183,8 +183,13 @@ class Receiver:
         if runner is not None:
             await runner.cleanup()
         if self._gate is not None:
-            self._gate.close_all()  # e.g. a refused body still lingering
-            await asyncio.sleep(0.01)  # the closes complete
+            # e.g. a refused body still lingering; sockets accepted before the listener closed
+            # can still get their transport on a loaded host, so close until none is left
+            for _ in range(50):
+                self._gate.close_all()
+                await asyncio.sleep(0.01)  # the closes complete
+                if not self._gate.connections:
+                    break
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)

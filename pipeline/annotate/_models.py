@@ -34,10 +34,10 @@ MODELS = {
 
 
 def models_help() -> str:
-    """The default models, one line each, for `--help` and the docs."""
-    return "\n".join(f"{m.stage}: {m.model_id} ({m.params / 1e9:.1f}B parameters, "
+    """The default models, two lines each (within 80 columns), for `--help` and the docs."""
+    return "\n".join(f"{m.stage}: {m.model_id}\n  {m.params / 1e9:.1f}B parameters, "
                      f"{m.params * 2 / 1e9:.0f} GB in bf16, {m.licence}"
-                     f"{', gated: accept the licence on the hub' if m.gated else ''})"
+                     f"{', gated (accept it on the hub)' if m.gated else ''}"
                      for m in MODELS.values())
 
 

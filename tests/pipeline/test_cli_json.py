@@ -120,7 +120,7 @@ def test_import_and_plugin_install_report_what_they_made(tmp_path):
     doc = _json("import", tmp_path / "seed", "--out", tmp_path / "s", "--json")
     aligned = pq.read_table(tmp_path / "s" / "aligned.parquet")
     assert doc["session"] == str(tmp_path / "s") and doc["frames"] == aligned.num_rows == 3
-    assert doc["missing_frames"] == [3]
+    assert doc["missing_frames"] == [[3, 3]]  # (first, last) runs
     assert doc["alignment"]["matched"] == sum(aligned.column("matched").to_pylist())
     doc = _json("plugin", "install", "--dir", tmp_path / "Plugins", "--json")
     assert doc["path"] == str(tmp_path / "Plugins" / "STPE.rbxmx")
