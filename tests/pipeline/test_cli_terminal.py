@@ -139,9 +139,12 @@ def test_ctrl_c_during_align_writes_nothing(tmp_path):
     assert not (session / "alignment.json").exists()
 
 
-def test_ctrl_c_during_export_leaves_no_dataset(work, tmp_path):
-    out = tmp_path / "lerobot"
-    screen = in_terminal("export", work / "sessions", "--format", "lerobot", "--out", out,
-                         interrupt_when=lambda _: any(tmp_path.glob(".lerobot.tmp-*")))
+def test_ctrl_c_during_export_leaves_no_dataset(tmp_path):
+    # long enough that the export is still running when Ctrl-C arrives on a fast machine
+    labelled_demo_session(tmp_path / "sessions", count=600)
+    out = tmp_path / "out" / "lerobot"
+    out.parent.mkdir()
+    screen = in_terminal("export", tmp_path / "sessions", "--format", "lerobot", "--out", out,
+                         interrupt_when=lambda _: any(out.parent.glob(".lerobot.tmp-*")))
     _check(screen, 130, "interrupted")
-    assert list(tmp_path.iterdir()) == []
+    assert list(out.parent.iterdir()) == []
