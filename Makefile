@@ -1,6 +1,7 @@
 # Two entry points: `make demo` (install, then run the full demo) and `make test`.
 # Everything installs into a virtual environment in .venv (Debian's Python refuses system-wide
-# pip installs); torch is pinned to the CPU build so pip never pulls the CUDA wheels.
+# pip installs); torch is pinned to the CPU build so pip never pulls the CUDA wheels, and
+# constraints.txt pins the rest to the versions last verified.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,11 +17,11 @@ $(BIN)/python:
 
 install: system $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[models,export]"
+	$(BIN)/pip install -q -e ".[models,export]" -c constraints.txt
 
 install-test: system $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test]" -c constraints.txt
 
 demo: install
 	$(BIN)/stpe demo
