@@ -4,16 +4,13 @@ sample, hostile stored settings refused, and a fake world that raises like Roblo
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
 from capture import ReceiverThread, Session, SessionWriter
 from tests.luau._harness import PlaySolo
+from tests.luau._refusing import refusing_receiver
 from tests.luau.test_failures import _finish, _frames, _strip_seq
 from tests.luau.test_play_solo import DT, _state
 
@@ -39,55 +36,19 @@ def test_long_multibyte_names_are_cut_whole_and_every_sample_is_stored(tmp_path:
         [p for _, p, _ in play.host.requests if p == "/v1/samples"])
 
 
-class _Refusing(BaseHTTPRequestHandler):
-    """A receiver that accepts hello and sync but refuses every batch with `status`."""
-
-    status: ClassVar[int] = 400
-    batches: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.path == "/v1/hello":
-            reply, status = {"session": "s", "receiver_version": "t", "protocol": 1,
-                             "stored_through": -1, "next_seq": 0}, 200
-        elif self.path == "/v1/sync":
-            reply, status = {"t0": body["t0"], "t1_ns": 5, "t2_ns": 6, "id": body["id"]}, 200
-        elif self.path == "/v1/samples":
-            type(self).batches.append(body)
-            reply, status = {"error": {"code": "bad", "message": "body refused"}}, type(self).status
-        else:
-            reply, status = {"session": "s", "stored_through": -1}, 200
-        data = json.dumps(reply).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.mark.parametrize("status", [400, 415, 422])
 def test_a_refused_batch_is_dropped_and_reported_not_retried(status: int) -> None:
-    _Refusing.status, _Refusing.batches = status, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        play = PlaySolo(server.server_address[1], {"STPE_armed": True, "STPE_timecode": "off"})
+    with refusing_receiver(status, "body refused") as (port, batches):
+        play = PlaySolo(port, {"STPE_armed": True, "STPE_timecode": "off"})
         play.idle(0.3)
         _finish(play, _frames(play, 120))
-    finally:
-        server.shutdown()
-        server.server_close()
-    sent = [s["seq"] for b in _Refusing.batches for s in b["samples"]]
+    sent = [s["seq"] for b in batches for s in b["samples"]]
     assert sent == list(range(play.sampled_frames))  # each sent once, in order
-    reported = [(r["first"], r["last"]) for b in _Refusing.batches for r in b["dropped"]]
+    reported = [(r["first"], r["last"]) for b in batches for r in b["dropped"]]
     assert reported and reported[0][0] == 0  # the loss is reported onward
     warnings = play.logs("warn")
     assert len(warnings) == 1 and "rejected" in warnings[0] and "body refused" in warnings[0]
-    probes = [p for b in _Refusing.batches for p in b["probes"]]
+    probes = [p for b in batches for p in b["probes"]]
     assert probes and all(p["t1_ns"] == 5 for p in probes)  # matched by the echoed id
 
 

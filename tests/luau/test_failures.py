@@ -3,12 +3,8 @@ buffer, HTTP disabled, a receiver answering 422, the request budget, the timecod
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -17,6 +13,7 @@ from alignment._timecode import locate, read_cells
 from alignment._timecode_code import cells_to_payload
 from capture import ReceiverThread, Session, SessionWriter
 from tests.luau._harness import PlaySolo
+from tests.luau._refusing import refusing_receiver
 from tests.luau._vm import to_python
 from tests.luau.test_play_solo import DT, _state
 
@@ -110,49 +107,14 @@ def test_http_disabled_says_so_once_with_the_fix(tmp_path: Path) -> None:
     assert "HTTP requests are disabled" in play.status_text
 
 
-class _Rejecting(BaseHTTPRequestHandler):
-    """A receiver that accepts hello and sync but answers every batch with 422."""
-
-    batches: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.path == "/v1/hello":
-            reply, status = {"session": "s", "receiver_version": "t", "protocol": 1,
-                             "stored_through": -1}, 200
-        elif self.path == "/v1/sync":
-            reply, status = {"t0": body["t0"], "t1_ns": 5, "t2_ns": 6}, 200
-        elif self.path == "/v1/samples":
-            type(self).batches.append(body)
-            reply, status = {"error": {"code": "invalid", "message": "samples.0.dt: too big"}}, 422
-        else:
-            reply, status = {"session": "s", "stored_through": -1}, 200
-        data = json.dumps(reply).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_422_drops_the_batch_with_the_reason_and_does_not_retry() -> None:
-    _Rejecting.batches = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Rejecting)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        play = PlaySolo(server.server_address[1], {"STPE_armed": True, "STPE_timecode": "off"})
+    with refusing_receiver(422, "samples.0.dt: too big") as (port, batches):
+        play = PlaySolo(port, {"STPE_armed": True, "STPE_timecode": "off"})
         play.idle(0.3)
         _finish(play, _frames(play, 120))
-    finally:
-        server.shutdown()
-        server.server_close()
-    sent = [s["seq"] for b in _Rejecting.batches for s in b["samples"]]
+    sent = [s["seq"] for b in batches for s in b["samples"]]
     assert sorted(sent) == sent == list(range(play.sampled_frames))  # each sent exactly once
-    later = _Rejecting.batches[1:]
+    later = batches[1:]
     assert later and later[0]["dropped"][0]["first"] == 0  # the loss is reported onward
     warnings = play.logs("warn")
     assert len(warnings) == 1 and "rejected" in warnings[0]
