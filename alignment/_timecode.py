@@ -132,10 +132,28 @@ def locate(luma: np.ndarray) -> StripGeometry | None:
         shift = (step - 1) / 2  # a searched pixel stands for the centre of its full one
         geometry = StripGeometry(x0 * step - shift, y0 * step - shift, pitch_x * step,
                                  pitch_y * step)
+        if step > 1:  # sampling every second pixel biases the corner by up to half a pixel
+            geometry = _refined(luma, geometry) or geometry
         grid = geometry.sample_grid(*luma.shape)
         if grid is not None and read_cells(luma, grid) is not None:
             return geometry
     return None
+
+
+def _refined(luma: np.ndarray, found: StripGeometry) -> StripGeometry | None:
+    """`found` measured again at full resolution, on a crop around it (small enough to be
+    searched pixel by pixel)."""
+    x0 = max(0, int(found.x0 - 2 * found.pitch_x))
+    y0 = max(0, int(found.y0 - 2 * found.pitch_y))
+    x1 = int(found.x0 + (COLUMNS + 2) * found.pitch_x) + 1
+    y1 = int(found.y0 + (ROWS + 2) * found.pitch_y) + 1
+    crop = luma[y0:y1, x0:x1]
+    if min(crop.shape) >= HALF_RES_ROWS:
+        return None
+    exact = locate(crop)
+    if exact is None:
+        return None
+    return StripGeometry(exact.x0 + x0, exact.y0 + y0, exact.pitch_x, exact.pitch_y)
 
 
 def _luma(frame: object) -> np.ndarray:

@@ -171,3 +171,19 @@ def test_searches_do_not_fall_in_step_with_a_periodic_occluder(tmp_path, monkeyp
     assert result.geometry is not None
     visible = shown & (np.arange(shown.size) % 60 >= 20)
     assert (result.payload[visible] >= 0).all()
+
+
+@pytest.mark.parametrize(("x", "bottom"), [(0, 720), (1, 720), (6, 717), (13, 711)])
+def test_hd_frames_locate_the_strip_to_a_tenth_of_a_pixel(x, bottom):
+    """The strip's corner sets the capture offset that every label's pixel position uses,
+    so the half-resolution search must not bias it (it sampled even pixels only)."""
+    from alignment._timecode_code import render_strip
+
+    image = np.full((720, 1280), 90, np.uint8)
+    strip = render_strip(0x12345, 8)[:, :, 0]
+    image[bottom - strip.shape[0]:bottom, x:x + strip.shape[1]] = strip
+    geometry = locate(image)
+    assert geometry.x0 == pytest.approx(x, abs=0.1)
+    assert geometry.y0 == pytest.approx(bottom - strip.shape[0], abs=0.1)
+    assert geometry.pitch_x == pytest.approx(8, abs=0.05)
+    assert read_cells(image, geometry.sample_grid(*image.shape)) == 0x12345
