@@ -21,15 +21,10 @@ from pipeline.annotate import (
     merge_events,
 )
 from pipeline.annotate._inputs import _frame_label
-from tests.pipeline.annotate_fixtures import build_tiny_models, frame_label, make_session
+from tests.pipeline.annotate_fixtures import frame_label, make_session
 
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return build_tiny_models(tmp_path_factory.getbasetemp() / "annotate-models")
 
 
 def test_fixture_mirrors_the_hub_files(tiny_models) -> None:

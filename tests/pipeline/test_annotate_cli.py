@@ -6,14 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from tests.pipeline.annotate_fixtures import build_tiny_models, make_session
+from tests.pipeline.annotate_fixtures import make_session
 
 pytest.importorskip("transformers")
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return build_tiny_models(tmp_path_factory.getbasetemp() / "annotate-models")
 
 
 def run(*args: str):

@@ -15,15 +15,10 @@ from pipeline.annotate import AnnotateSettings, annotate
 from pipeline.annotate._embed import EmbedStage
 from pipeline.annotate._engine import resolve_device
 from pipeline.annotate._video import VideoStage
-from tests.pipeline.annotate_fixtures import build_tiny_models, make_session
+from tests.pipeline.annotate_fixtures import make_session
 
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return build_tiny_models(tmp_path_factory.getbasetemp() / "annotate-models")
 
 
 def settings(models: dict[str, str], **changes) -> AnnotateSettings:

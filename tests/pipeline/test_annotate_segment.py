@@ -18,18 +18,12 @@ from pipeline.annotate._masks import mask_rows
 from tests.pipeline.annotate_fixtures import (
     HEIGHT,
     WIDTH,
-    build_tiny_models,
     frame_label,
     make_session,
 )
 
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return build_tiny_models(tmp_path_factory.getbasetemp() / "annotate-models")
 
 
 def settings(models: dict[str, str], **changes) -> AnnotateSettings:

@@ -14,15 +14,10 @@ import pytest
 from pipeline._errors import PipelineError
 from pipeline.annotate import AnnotateSettings, annotate, read_labels
 from pipeline.annotate._runtime import patch_multiple_size
-from tests.pipeline.annotate_fixtures import HEIGHT, WIDTH, build_tiny_models, make_session
+from tests.pipeline.annotate_fixtures import HEIGHT, WIDTH, make_session
 
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return build_tiny_models(tmp_path_factory.getbasetemp() / "annotate-models")
 
 
 def settings(models: dict[str, str], **changes) -> AnnotateSettings:
