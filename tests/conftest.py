@@ -9,6 +9,17 @@ import pytest
 from tests import mutation_stats, skip_guard
 
 
+@pytest.fixture
+def rx(tmp_path):
+    """A real receiver on loopback writing a fresh session in `tmp_path`: (receiver, writer)."""
+    from capture import ReceiverThread, SessionWriter
+
+    writer = SessionWriter.create(tmp_path, "rx")
+    with ReceiverThread(writer, port=0) as receiver:
+        yield receiver, writer
+    writer.close()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     skip_guard.register(config)
     mutation_stats.register(config)

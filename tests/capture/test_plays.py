@@ -6,20 +6,11 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import pytest
 
-from capture import ReceiverThread, Session, SessionWriter
+from capture import Session
 from tests.capture._rx import batch, hello, post
-
-
-@pytest.fixture
-def rx(tmp_path: Path):
-    writer = SessionWriter.create(tmp_path, "plays")
-    with ReceiverThread(writer, port=0) as receiver:
-        yield receiver, writer
-    writer.close()
 
 
 def _play(port: int, play: str, count: int, per_batch: int = 40) -> tuple[int, list[dict]]:

@@ -4,11 +4,10 @@ Play Solo) in a fake Roblox world, posting over real HTTP to the real receiver o
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
-from capture import ReceiverThread, Session, SessionWriter
+from capture import Session
 from capture._wire import Sample
 from tests.luau._harness import WALL_BASE_MS, PlaySolo
 
@@ -37,14 +36,6 @@ def _project(cam: dict, point: list[float]) -> tuple[float, float, float]:
     depth = -oz
     f = 360.0 / math.tan(math.radians(cam["fov"]) / 2)
     return 640.0 + f * ox / depth, 360.0 - f * oy / depth, depth
-
-
-@pytest.fixture
-def rx(tmp_path: Path):
-    writer = SessionWriter.create(tmp_path, "play")
-    with ReceiverThread(writer, port=0) as receiver:
-        yield receiver, writer
-    writer.close()
 
 
 def _record(play: PlaySolo, frames: int) -> int:

@@ -5,25 +5,16 @@ stored, seqs continue across Plays, and nothing waits in Unloading."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from capture import ReceiverThread, Session, SessionWriter
+from capture import Session
 from tests.capture._rx import batch, post
 from tests.luau._harness import PlaySolo
 from tests.luau.test_play_solo import DT, _state
 
 pytestmark = pytest.mark.timeout(180)
 FLUSH_FRAMES = 6  # the client flushes every 0.1 s: at 60 frames/s, 6 frames
-
-
-@pytest.fixture
-def rx(tmp_path: Path):
-    writer = SessionWriter.create(tmp_path, "plays")
-    with ReceiverThread(writer, port=0) as receiver:
-        yield receiver, writer
-    writer.close()
 
 
 def _delivered(play: PlaySolo) -> list[int]:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import math
 import struct
-from pathlib import Path
 
 import pytest
 
-from capture import ReceiverThread, Session, SessionWriter
+from capture import Session, SessionWriter
 from capture._wire import Sample
 from tests.luau._harness import WALL_BASE_MS, Host, PlaySolo
 from tests.luau.test_play_solo import _project, _state
@@ -20,14 +19,6 @@ DT = 1 / 60
 BUDGET = 40_000  # the budget docs/plugin.md states for the relay, bytes/s
 BURST = 0.25  # seconds of budget the plugin may send at once (docs/plugin.md)
 FLUSH = 0.1  # the client's batch period (docs/plugin.md)
-
-
-@pytest.fixture
-def rx(tmp_path: Path):
-    writer = SessionWriter.create(tmp_path, "play")
-    with ReceiverThread(writer, port=0) as receiver:
-        yield receiver, writer
-    writer.close()
 
 
 def _play(port: int, client_edit: str, armed: bool = True, **host: object) -> PlaySolo:
