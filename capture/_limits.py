@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import ClientError, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -38,18 +38,30 @@ class Limits:
     header_timeout_s: float = 10.0  # connect (or the previous answer) to a whole header
     body_timeout_s: float = 30.0  # whole header to whole body
     keepalive_s: float = 30.0  # an idle connection between requests
+    stop_grace_s: float = 2.0  # on stop: requests in progress may finish, then are cut
 
     def __post_init__(self) -> None:
         if self.max_connections < 2 or self.max_bytes_in_flight < 1:
             raise ReceiverError(f"max_connections={self.max_connections}, max_bytes_in_flight="
                                 f"{self.max_bytes_in_flight}: need at least 2 and 1")
-        if min(self.header_timeout_s, self.body_timeout_s, self.keepalive_s) <= 0:
-            raise ReceiverError("the header, body and keep-alive times must be positive")
+        if min(self.header_timeout_s, self.body_timeout_s, self.keepalive_s,
+               self.stop_grace_s) <= 0:
+            raise ReceiverError("the header, body, keep-alive and stop times must be positive")
 
 
 class _JsonErrors(web.RequestHandler):
     """aiohttp's connection handler, answering its own refusals (malformed request line or
     headers, headers too large) as a JSON ErrorReply, logged as one line."""
+
+    def __init__(self, gate: ConnectionGate, **options: Any) -> None:
+        super().__init__(gate._server, loop=gate._loop, **options)
+        self._gate = gate
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        transport = self.transport
+        super().connection_lost(exc)
+        if transport is not None:
+            self._gate._lost(transport)
 
     def handle_error(self, request: BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
@@ -70,7 +82,13 @@ class _JsonErrors(web.RequestHandler):
 class _Busy(asyncio.Protocol):
     """Answers 503 (as JSON) and closes: every connection slot holds a request."""
 
+    def __init__(self, gate: ConnectionGate) -> None:
+        self._gate = gate
+        self._transport: asyncio.BaseTransport | None = None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._gate._made(transport)
         body = RefusedError(503, "too_many_connections",
                             "the receiver holds its maximum of connections, all busy; "
                             "retry shortly").reply()
@@ -79,6 +97,10 @@ class _Busy(asyncio.Protocol):
         if isinstance(transport, asyncio.WriteTransport):
             transport.write(head + body)
         transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._gate._lost(self._transport)
 
 
 class _Pending(asyncio.Protocol):
@@ -90,6 +112,7 @@ class _Pending(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._gate._made(transport)
         if isinstance(transport, asyncio.Transport):
             self._transport = transport
             self._gate._opened(transport)
@@ -112,6 +135,7 @@ class _Pending(asyncio.Protocol):
         if self._transport is not None:
             self._gate._pending -= 1
             self._gate._silent.pop(self._transport, None)
+            self._gate._lost(self._transport)
             self._transport = None
 
 
@@ -126,7 +150,9 @@ class ConnectionGate:
         self._silent: collections.OrderedDict[asyncio.Transport, None] = (
             collections.OrderedDict())
         self._pending = 0  # connections not yet handed to aiohttp
-        self._all: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+        # every transport until its connection is lost, whoever's protocol it has by then
+        self._open: set[asyncio.BaseTransport] = set()
+        self._accepting = 0  # protocols made for accepted sockets still without a transport
         self._in_flight = 0
         self.refused = 0
         self.evicted = 0
@@ -140,21 +166,25 @@ class ConnectionGate:
         return self._in_flight
 
     def __call__(self) -> asyncio.BaseProtocol:
+        self._accepting += 1
         full = self.connections + 1 > self._limits.max_connections
         if full and not self._evict_silent():
             self.refused += 1
-            return _Busy()
+            return _Busy(self)
         return _Pending(self)
 
+    def _made(self, transport: asyncio.BaseTransport) -> None:
+        self._accepting -= 1
+        self._open.add(transport)
+
     def _opened(self, transport: asyncio.Transport) -> None:
-        self._all.add(transport)
         self._pending += 1
         self._silent[transport] = None
         self._loop.call_later(self._limits.header_timeout_s, self._expire, transport)
 
     def _handler(self) -> _JsonErrors:
-        return _JsonErrors(self._server, loop=self._loop, access_log=None,
-                           keepalive_timeout=self._limits.keepalive_s, auto_decompress=False)
+        return _JsonErrors(self, access_log=None, keepalive_timeout=self._limits.keepalive_s,
+                           auto_decompress=False)
 
     def _evict_silent(self) -> bool:
         while self._silent:
@@ -177,9 +207,25 @@ class ConnectionGate:
             transport, _ = self._silent.popitem(last=False)
             transport.close()
 
+    def _lost(self, transport: asyncio.BaseTransport) -> None:
+        self._open.discard(transport)
+
+    @property
+    def accepting(self) -> int:
+        """Accepted sockets whose transport is still being made."""
+        return self._accepting
+
+    @property
+    def unfinished(self) -> int:
+        """Connections not yet closed: accepted sockets still getting their transport (a
+        listener closed just now can still be creating some) and transports that have not
+        yet reported their connection lost."""
+        return self._accepting + len(self._open)
+
     def close_all(self) -> None:
-        """Close every connection still open (on stop, after aiohttp's own shutdown)."""
-        for transport in list(self._all):
+        """Close every connection still open (on stop, after aiohttp's own shutdown, which
+        forgets its connections before their transports have finished closing)."""
+        for transport in list(self._open):
             transport.abort()  # nobody reads what is left to send: drop it now
 
     def request_started(self, request: web.Request) -> None:

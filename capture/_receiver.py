@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import ipaddress
 import logging
 import threading
@@ -138,7 +139,8 @@ class Receiver:
         app.router.add_post("/v1/sync", self._sync)
         app.router.add_post("/v1/bye", self._bye)
         runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                               auto_decompress=False)
+                               auto_decompress=False,
+                               shutdown_timeout=self._limits.stop_grace_s)
         await runner.setup()
         if runner.server is None:
             raise ReceiverError("the HTTP server did not start")
@@ -173,9 +175,8 @@ class Receiver:
         self._stopping = True
         listener, self._listener = self._listener, None
         if listener is not None:
+            await self._stop_accepting(listener)
             listener.close()
-            # sockets accepted just now (a burst at most) get their transport and protocol
-            await asyncio.sleep(0.05)
         if self._gate is not None:
             self._gate.close_silent()
             await asyncio.sleep(0)  # the closes complete
@@ -185,14 +186,34 @@ class Receiver:
         if self._gate is not None:
             # e.g. a refused body still lingering; sockets accepted before the listener closed
             # can still get their transport on a loaded host, so close until none is left
-            for _ in range(50):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._limits.stop_grace_s
+            while True:
                 self._gate.close_all()
                 await asyncio.sleep(0.01)  # the closes complete
-                if not self._gate.connections:
+                if not self._gate.unfinished:
+                    break
+                if loop.time() > deadline:
+                    logger.warning("%d connections did not close on stop",
+                                   self._gate.unfinished)
                     break
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+
+    async def _stop_accepting(self, listener: asyncio.Server) -> None:
+        """Take no new connection, and let those accepted just now (a burst at most) get
+        their transport before the listener closes: a closed asyncio Server refuses to
+        attach a transport still being made, and its socket is then left open."""
+        loop = asyncio.get_running_loop()
+        for sock in listener.sockets:
+            with contextlib.suppress(NotImplementedError):  # the proactor loop (Windows)
+                loop.remove_reader(sock.fileno())
+        deadline = loop.time() + self._limits.stop_grace_s
+        while True:
+            await asyncio.sleep(0.01)
+            if self._gate is None or not self._gate.accepting or loop.time() > deadline:
+                break
 
     @web.middleware
     async def _refusals(self, request: web.Request, handler: Handler) -> web.StreamResponse:

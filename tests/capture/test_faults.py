@@ -5,6 +5,7 @@ idle connections and stalled bodies. In every case no acknowledged sample is los
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.client
 import os
 import re
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -317,6 +319,18 @@ def _sent(sim: subprocess.Popen) -> int:
     return int(re.search(r"sent (\d+) samples", out).group(1))
 
 
+@contextlib.contextmanager
+def _left_open():
+    """The ResourceWarnings of sockets and transports found unclosed by a garbage
+    collection after the block: a receiver that stopped must have closed every one."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        found: list[str] = []
+        yield found
+        gc.collect()
+    found.extend(str(w.message) for w in caught if "unclosed" in str(w.message))
+
+
 def test_ten_thousand_idle_connections(tmp_path):
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     count = min(10_000, soft - 500)  # the flooding process's own fd limit
@@ -324,7 +338,7 @@ def test_ten_thousand_idle_connections(tmp_path):
         pytest.skip(f"the fd limit ({soft}) leaves room for only {count} connections")
     writer = SessionWriter.create(tmp_path, "s")
     rss_before = _rss_bytes()
-    with ReceiverThread(writer, port=0) as rx:
+    with _left_open() as unclosed, ReceiverThread(writer, port=0) as rx:
         health = _HealthProbe(rx.port)
         sim = _simulate(rx.url, 6)
         flood = subprocess.Popen([sys.executable, "-c", _FLOOD, str(rx.port), str(count)],
@@ -352,6 +366,7 @@ def test_ten_thousand_idle_connections(tmp_path):
     assert health.worst_s < _health_budget_s(), health.times
     assert growth < 64 * 2**20, growth  # the bound: 64 MiB (at most 256 connections held)
     assert sent > 0 and _stored_seqs(tmp_path / "s") == list(range(sent))
+    assert unclosed == []  # not even those accepted while the receiver was stopping
 
 
 def test_sixty_four_stalled_large_bodies(tmp_path):
@@ -391,6 +406,30 @@ def test_sixty_four_stalled_large_bodies(tmp_path):
     # the bound: the 64 MiB of bodies in flight plus 48 MiB (buffers, the batches)
     assert peak < 112 * 2**20, peak
     assert sent > 0 and _stored_seqs(tmp_path / "s") == list(range(sent))
+
+
+def test_stop_closes_every_connection_mid_body(tmp_path):
+    """Stopping with bodies half-sent (clients still connected, some mid-header, some
+    idle) closes every server-side socket promptly: aiohttp's own shutdown forgets its
+    connections before they have closed, and waits out the body time."""
+    writer = SessionWriter.create(tmp_path, "s")
+    head = (b"POST /v1/samples HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            b"\r\nContent-Length: %d\r\n\r\n" % 2**20)
+    with _left_open() as unclosed:
+        with ReceiverThread(writer, port=0) as rx:
+            socks = [socket.create_connection(("127.0.0.1", rx.port)) for _ in range(48)]
+            for i, sock in enumerate(socks):
+                sock.sendall([head + b" " * 2**19, head[:20], b""][i % 3])
+            time.sleep(0.3)  # the receiver holds them all
+            stopping = time.monotonic()
+        stop_s = time.monotonic() - stopping
+        for sock in socks:
+            sock.close()
+    writer.finalize()
+    assert [u for u in unclosed if f"('127.0.0.1', {rx.port})" in u
+            or "transport" in u] == []
+    # the bodies in progress get the stop grace (2 s), not the 30 s body time
+    assert stop_s < 10, stop_s
 
 
 def _named_shm(pids: list[int]) -> list[str]:
