@@ -160,6 +160,22 @@ def test_422_drops_the_batch_with_the_reason_and_does_not_retry() -> None:
     assert "| 0 samples sent" in play.status_text
 
 
+def test_507_stops_the_upload_and_shows_the_receivers_message() -> None:
+    with refusing_receiver(507, "could not write state.jsonl: No space left on device") as (
+            port, batches):
+        play = PlaySolo(port, {"STPE_armed": True, "STPE_timecode": "off"})
+        play.idle(0.3)
+        i = _frames(play, 120)
+        sent = len(play.host.requests)
+        _finish(play, i)
+    assert len(batches) == 1  # never retried, nothing more sent, not even a bye
+    assert len(play.host.requests) == sent
+    warnings = play.logs("warn")
+    assert len(warnings) == 1 and "No space left on device" in warnings[0]
+    assert "HTTP 507" in warnings[0] and "free disk space" in warnings[0]
+    assert "No space left on device" in play.status_text
+
+
 def _strip_seq(play: PlaySolo) -> int | None:
     strip = play.client.call("strip")[0]
     if strip is None:
