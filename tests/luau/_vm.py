@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from pipeline._rbxmx import luau_source_dir
+
 
 def load_pluau() -> ModuleType:
     """The `_pluau` extension module, or skip when pluau is not installed."""
@@ -31,6 +33,38 @@ def load_pluau() -> ModuleType:
     native.loader.exec_module(module)
     sys.modules["_pluau"] = module
     return module
+
+
+# `script.Parent.X` and `require` for modules that only require each other
+_LOADER = """
+local sources = ...
+local folder, cache = {}, {}
+local function require(node)
+    if cache[node] == nil then
+        local fn = assert(loadstring(node.source, "=" .. node.name))
+        setfenv(fn, setmetatable({ script = node, require = require }, { __index = getfenv(0) }))
+        cache[node] = fn()
+    end
+    return cache[node]
+end
+for name, source in sources do
+    folder[name] = { name = name, source = source, Parent = folder }
+end
+local modules = {}
+for name in sources do
+    modules[name] = require(folder[name])
+end
+return modules
+"""
+
+
+def load_modules(lua: Any, names: list[str]) -> Any:
+    """The plugin's modules `names` (from luau/src), loaded in `lua` without a Roblox world:
+    a table of name -> module. They may only require each other."""
+    sources = lua.create_table()
+    for name in names:
+        sources.set(name, (luau_source_dir() / f"{name}.luau").read_text())
+    return lua.load_chunk(_LOADER, name="=loader")(sources)[0]
 
 
 def to_python(value: Any, depth: int = 0) -> Any:

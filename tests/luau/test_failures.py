@@ -1,5 +1,6 @@
-"""Failure paths of the plugin in the Play Solo harness: receiver down then back, a full
-buffer, HTTP disabled, a receiver answering 422, the request budget, the timecode strip."""
+"""Failure paths of the plugin in the Play Solo harness: receiver down then back, a receiver
+restarted mid-stream, a full buffer, HTTP disabled, a receiver answering 422, the request
+budget, the timecode strip."""
 
 from __future__ import annotations
 
@@ -67,6 +68,43 @@ def test_receiver_down_then_back_buffers_and_recovers_without_spam(tmp_path: Pat
     assert _max_per_window(times, 1.0) <= 12  # 8/s with a burst of 4 (Roblox allows 500/min)
 
 
+def test_a_receiver_restarted_mid_stream_is_joined_and_the_outage_recorded(tmp_path: Path) -> None:
+    port = _free_port()
+    first = SessionWriter.create(tmp_path, "before")
+    rx = ReceiverThread(first, port=port).start()
+    play = PlaySolo(port, {"STPE_armed": True, "STPE_timecode": "off"})
+    play.idle(0.3)
+    i = _frames(play, 120)
+    stored = rx.stats.samples_stored
+    rx.stop()  # `stpe record` stopped mid-stream ...
+    first.finalize()
+    down_at = play.host.t
+    i = _frames(play, 150)  # 2.5 s without a receiver, still sampling
+    up_at = play.host.t
+    second = SessionWriter.create(tmp_path, "after")  # ... and started again
+    with ReceiverThread(second, port=port):
+        i = _frames(play, 120, i)
+        _finish(play, i)
+    second.finalize()
+    before = sorted(r["seq"] for r in Session.open(first.path).state_records())
+    after = sorted(r["seq"] for r in Session.open(second.path).state_records())
+    assert len(before) == stored >= 60 and before == list(range(stored))
+    assert after == list(range(stored, play.sampled_frames))  # nothing lost, nothing twice
+    (outage,) = [e for e in Session.open(second.path).events() if e["kind"] == "outage"]
+    assert outage["previous_session"] == "before"
+    assert outage["previous_stored_through"] == stored - 1
+    # from the first failed request (the next batch after the stop) to the hello that joined
+    # (within the longest backoff, 2 s, of the restart)
+    assert down_at <= outage["since_client"] < down_at + 0.3
+    assert up_at <= outage["until_client"] <= up_at + 2.1
+    assert outage["span_s"] == pytest.approx(outage["until_client"] - outage["since_client"])
+    assert outage["until_wall_ms"] - outage["since_wall_ms"] == pytest.approx(
+        outage["span_s"] * 1000, abs=2)
+    hellos = [t for t, path, status in play.host.requests if path == "/v1/hello"]
+    assert 3 <= len(hellos) <= 8  # one at the start, then the backoff while it was down
+    assert any("reconnected" in m for m in play.logs("info"))
+
+
 def test_full_buffer_drops_oldest_and_reports_the_ranges(tmp_path: Path) -> None:
     port = _free_port()
     play = PlaySolo(port, {"STPE_armed": True, "STPE_timecode": "off", "STPE_bufferSamples": 60})
@@ -120,6 +158,22 @@ def test_422_drops_the_batch_with_the_reason_and_does_not_retry() -> None:
     assert len(warnings) == 1 and "rejected" in warnings[0]
     assert "samples.0.dt: too big" in warnings[0]
     assert "| 0 samples sent" in play.status_text
+
+
+def test_507_stops_the_upload_and_shows_the_receivers_message() -> None:
+    with refusing_receiver(507, "could not write state.jsonl: No space left on device") as (
+            port, batches):
+        play = PlaySolo(port, {"STPE_armed": True, "STPE_timecode": "off"})
+        play.idle(0.3)
+        i = _frames(play, 120)
+        sent = len(play.host.requests)
+        _finish(play, i)
+    assert len(batches) == 1  # never retried, nothing more sent, not even a bye
+    assert len(play.host.requests) == sent
+    warnings = play.logs("warn")
+    assert len(warnings) == 1 and "No space left on device" in warnings[0]
+    assert "HTTP 507" in warnings[0] and "free disk space" in warnings[0]
+    assert "No space left on device" in play.status_text
 
 
 def _strip_seq(play: PlaySolo) -> int | None:

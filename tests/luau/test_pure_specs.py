@@ -6,44 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline._rbxmx import luau_source_dir
-from tests.luau._vm import load_pluau
+from tests.luau._vm import load_modules, load_pluau
 
 SPECS = Path(__file__).resolve().parent / "specs" / "pure.spec.luau"
-PURE = ["Errors", "Json", "Outbox", "Pacing", "Probes", "Protocol", "Text", "Timecode"]
-
-# `script.Parent.X` and `require` for modules that only require each other
-LOADER = """
-local sources = ...
-local folder, cache = {}, {}
-local function require(node)
-    if cache[node] == nil then
-        local fn = assert(loadstring(node.source, "=" .. node.name))
-        setfenv(fn, setmetatable({ script = node, require = require }, { __index = getfenv(0) }))
-        cache[node] = fn()
-    end
-    return cache[node]
-end
-for name, source in sources do
-    folder[name] = { name = name, source = source, Parent = folder }
-end
-local modules = {}
-for name in sources do
-    modules[name] = require(folder[name])
-end
-return modules
-"""
+PURE = ["ClientSpec", "Errors", "Json", "Outbox", "Pacing", "Probes", "Protocol", "Text",
+        "Timecode"]
 
 
 def _specs() -> tuple[object, list[str], object]:
     """The spec table, its sorted names and the VM (which must outlive the table)."""
     pluau = load_pluau()
     lua = pluau.Lua()
-    src = luau_source_dir()
-    sources = lua.create_table()
-    for name in PURE:
-        sources.set(name, (src / f"{name}.luau").read_text())
-    modules = lua.load_chunk(LOADER, name="=loader")(sources)[0]
+    modules = load_modules(lua, PURE)
     specs = lua.load_chunk(SPECS.read_text(), name="=pure.spec")()[0](modules)[0]
     return specs, sorted(str(k) for k, _ in specs), lua
 
@@ -71,10 +45,7 @@ def test_decode_called_from_python_refuses_an_all_black_row() -> None:
     pluau = load_pluau()
     lua = pluau.Lua()
     check = lua.load_chunk("local t = ...; return t.Timecode.decode", name="=probe")
-    sources = lua.create_table()
-    for name in PURE:
-        sources.set(name, (luau_source_dir() / f"{name}.luau").read_text())
-    modules = lua.load_chunk(LOADER, name="=loader")(sources)[0]
+    modules = load_modules(lua, PURE)
     decode = check(modules)[0]
     row = lua.create_table()
     for _ in range(38):
