@@ -16,7 +16,7 @@ from aiohttp import web
 
 from capture import Session
 from capture._guard import RefusedError
-from capture._layout import LABELS, MANIFEST
+from capture._layout import LABELS
 from pipeline._errors import PipelineError
 from pipeline.labels import read_label_events
 from serve._context import ServeContext, resolve_session
@@ -25,8 +25,13 @@ from serve._summary import summarize
 
 
 def _list(ctx: ServeContext) -> list[dict[str, Any]]:
-    folders = [p for p in ctx.sessions_dir.iterdir()
-               if not p.name.startswith(".") and (p / MANIFEST).is_file()]
+    """Every session the id routes would serve (links out of the folder are left out)."""
+    folders = []
+    for child in ctx.sessions_dir.iterdir():
+        try:
+            folders.append(resolve_session(ctx, child.name))
+        except RefusedError:
+            continue
     summaries = [summarize(p) for p in folders]
     return sorted(summaries, key=lambda s: (-(s.get("created_wall_ns") or 0), s["id"]))
 
