@@ -113,8 +113,10 @@ export async function mount(element, api) {
     }));
   }
 
+  // data-state: "playing", "seeking", or "still" once the frame asked for is on screen
   async function goTo(frame, dir = 1) {
     const mine = ++request;
+    element.dataset.state = "seeking";
     const row = await rowNear(frame, dir);
     if (!row || mine !== request) return;
     const rows = await windowOf(row.frame_index);
@@ -122,6 +124,7 @@ export async function mount(element, api) {
     if (row.pts_us != null) await seekVideo(videoTime(row, next));
     if (mine !== request) return;
     show(row);
+    element.dataset.state = "still";
     history.replaceState(null, "", `#player/${encodeURIComponent(session.id)}?frame=${row.frame_index}`);
   }
 
@@ -183,39 +186,53 @@ export async function mount(element, api) {
     });
   }
 
+  // The last row of `rows` shown at or before video time `us` (stored pts, microseconds).
+  function shownAt(rows, us) {
+    let row = null;
+    for (const r of rows) if (r.pts_us != null && r.pts_us <= us + 500) row = r;
+    return row;
+  }
+
   // While playing, draw the labels of the frame on screen.
   function followPlayback() {
     if (video.paused || !session) return;
     video.requestVideoFrameCallback(async (now, meta) => {
       const us = meta.mediaTime * 1e6 + session.startUs;
       const rows = await windowOf(current ? current.frame_index : session.detail.frames.first);
-      let row = null;
-      for (const r of rows) if (r.pts_us != null && r.pts_us <= us + 500) row = r;
-      if (row && rows.indexOf(row) === rows.length - 1) {
-        await windowOf(row.frame_index + 1);  // fetch ahead
+      let row = shownAt(rows, us);
+      if (row && row === rows[rows.length - 1] && row.frame_index < session.detail.frames.last) {
+        row = shownAt(await windowOf(row.frame_index + 1), us) || row;  // the next window
       }
-      if (row) show(row);
+      if (row && playing) show(row);
       followPlayback();
     });
   }
 
+  let playing = false;
   element.querySelectorAll("[data-step]").forEach((button) => {
     button.addEventListener("click", () => {
       if (!current) return;
       const dir = Number(button.dataset.step);
+      playing = false;  // the step, not the pause, decides the frame shown
       video.pause();
       goTo(current.frame_index + dir, dir);
     });
   });
   playButton.addEventListener("click", () => {
-    if (video.paused) {
-      video.play().then(followPlayback);
-      playButton.textContent = "pause";
-    } else {
-      video.pause();
-      playButton.textContent = "play";
-      if (current) goTo(current.frame_index);
-    }
+    if (video.paused) video.play();
+    else video.pause();
+  });
+  video.addEventListener("play", () => {
+    playing = true;
+    element.dataset.state = "playing";
+    playButton.textContent = "pause";
+    followPlayback();
+  });
+  video.addEventListener("pause", () => {
+    playButton.textContent = "play";
+    // settle on the frame last drawn: seek to its middle so picture and labels agree
+    if (playing && current) goTo(current.frame_index);
+    playing = false;
   });
   slider.addEventListener("change", () => goTo(Number(slider.value)));
   document.addEventListener("keydown", (event) => {

@@ -48,7 +48,8 @@ def _shown_frame(page) -> int:
 
 
 def _wait_frame(page, frame: int) -> None:
-    page.wait_for_selector(f"#player[data-frame='{frame}']", timeout=30_000)
+    page.wait_for_selector(f"#player[data-frame='{frame}'][data-state='still']",
+                           timeout=30_000)
 
 
 def _assert_root_drawn_at(page, row) -> None:
@@ -122,3 +123,27 @@ def test_an_event_on_the_timeline_seeks_to_its_first_frame(page, demo_sessions):
     _assert_root_drawn_at(page, labels[turn["start_frame"]])
     assert _nearest_decoded(page, decoded) == turn["start_frame"]
     assert page.url.endswith(f"?frame={turn['start_frame']}")
+
+
+def test_playing_draws_the_frames_shown_and_pausing_settles_on_one(page, demo_sessions):
+    folder = demo_sessions / "demo"
+    labels, decoded = _labels(folder), _decoded_frames(folder)
+    page.goto(page.url.split("#")[0] + "#player/demo?frame=2")
+    _wait_frame(page, 2)
+    page.evaluate("() => { document.querySelector('#player video').playbackRate = 0.1; }")
+    page.click("#player [data-play]")
+    page.wait_for_function("() => Number(document.querySelector('#player').dataset.frame) >= 6",
+                           timeout=30_000)
+    page.click("#player [data-play]")
+    page.wait_for_selector("#player[data-state='still']")  # paused, and the seek done
+    assert page.evaluate("() => document.querySelector('#player video').paused")
+    frame = _shown_frame(page)
+    assert frame >= 6
+    _assert_root_drawn_at(page, labels[frame])
+    assert _nearest_decoded(page, decoded) == frame
+
+
+def test_a_session_without_labels_says_what_to_run(page):
+    page.goto(page.url.split("#")[0] + "#player/sim")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "run stpe labels" in page.inner_text("#error")
