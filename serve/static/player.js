@@ -76,7 +76,8 @@ export async function mount(element, api) {
   function videoTime(row, next) {
     const start = row.pts_us - session.startUs;
     // the middle of the frame's display interval, so decoding rounding cannot pick a neighbour
-    const end = next && next.pts_us != null ? next.pts_us - session.startUs : start + 2000;
+    const end = next && next !== row && next.pts_us != null ? next.pts_us - session.startUs
+      : start + 2000;
     return (start + end) / 2 / 1e6;
   }
 
@@ -117,15 +118,24 @@ export async function mount(element, api) {
   async function goTo(frame, dir = 1) {
     const mine = ++request;
     element.dataset.state = "seeking";
-    const row = await rowNear(frame, dir);
-    if (!row || mine !== request) return;
-    const rows = await windowOf(row.frame_index);
-    const next = rows[rows.indexOf(row) + 1] || await rowNear(row.frame_index + 1, 1);
-    if (row.pts_us != null) await seekVideo(videoTime(row, next));
-    if (mine !== request) return;
-    show(row);
-    element.dataset.state = "still";
-    history.replaceState(null, "", `#player/${encodeURIComponent(session.id)}?frame=${row.frame_index}`);
+    try {
+      const row = await rowNear(frame, dir);
+      if (!row || mine !== request) return;
+      const rows = await windowOf(row.frame_index);
+      const next = rows[rows.indexOf(row) + 1] || await rowNear(row.frame_index + 1, 1);
+      if (row.pts_us != null) await seekVideo(videoTime(row, next));
+      if (mine !== request) return;
+      show(row);
+      history.replaceState(null, "",
+        `#player/${encodeURIComponent(session.id)}?frame=${row.frame_index}`);
+    } catch (error) {
+      session.windows.clear();  // a failed window is asked again next time
+      const box = document.getElementById("error");
+      box.textContent = error.message;
+      box.hidden = false;
+    } finally {
+      if (mine === request) element.dataset.state = "still";
+    }
   }
 
   function show(row) {

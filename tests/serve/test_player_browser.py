@@ -147,3 +147,12 @@ def test_a_session_without_labels_says_what_to_run(page):
     page.goto(page.url.split("#")[0] + "#player/sim")
     page.wait_for_selector("#error:not([hidden])")
     assert "run stpe labels" in page.inner_text("#error")
+
+
+def test_a_link_to_a_frame_opens_the_player_on_it(page, served, demo_sessions):
+    labels = _labels(demo_sessions / "demo")
+    page.goto("about:blank")
+    page.goto(f"{served.base}/#player/demo?frame=7")  # a fresh load, as a search result does
+    _wait_frame(page, 7)
+    _assert_root_drawn_at(page, labels[7])
+    assert page.locator("#player dd[data-field='frame']").inner_text() == "7"
