@@ -31,6 +31,7 @@ export async function mount(element, api) {
           <button type="button" data-step="1" title="next frame (→)">frame ▶</button>
           <input type="range" min="0" max="0" value="0" aria-label="frame">
           <span class="position"></span>
+          <span class="video-note"></span>
         </div>
         <div class="timeline" aria-label="events"></div>
       </div>
@@ -41,6 +42,7 @@ export async function mount(element, api) {
   const canvas = element.querySelector("canvas");
   const slider = element.querySelector("input[type=range]");
   const position = element.querySelector(".position");
+  const videoNote = element.querySelector(".video-note");
   const timeline = element.querySelector(".timeline");
   const stateList = element.querySelector(".state dl");
   const playButton = element.querySelector("[data-play]");
@@ -179,21 +181,42 @@ export async function mount(element, api) {
     title.textContent = `Player: ${id}`;
     slider.min = detail.frames.first;
     slider.max = detail.frames.last;
-    const [events] = await Promise.all([api.getJSON(`/api/sessions/${name}/events`),
-      loadVideo(name, detail)]);
-    buildTimeline(events.events);
+    loadVideo(session, name);  // in the background: a first open makes the browser's copy
+    buildTimeline((await api.getJSON(`/api/sessions/${name}/events`)).events);
   }
 
-  async function loadVideo(name, detail) {
-    if (!detail.video) return;
-    const info = await api.getJSON(`/api/sessions/${name}/video`);
-    session.startUs = info.start_us;
-    await new Promise((resolve) => {
-      video.addEventListener("loadeddata", () => { session.videoReady = true; resolve(); },
+  // data-video: "none", "preparing", "ready" (the frame shown is on screen) or "failed"
+  async function loadVideo(mine, name) {
+    video.pause();
+    video.removeAttribute("src");
+    video.load();
+    if (!mine.detail.video) {
+      element.dataset.video = "none";
+      return;
+    }
+    element.dataset.video = "preparing";
+    videoNote.textContent = "preparing the video…";
+    try {
+      const info = await api.getJSON(`/api/sessions/${name}/video`);
+      if (session !== mine) return;
+      mine.startUs = info.start_us;
+      await new Promise((resolve, reject) => {
+        video.addEventListener("loadeddata", resolve, { once: true });
+        video.addEventListener("error", () => reject(new Error(
+          `the browser cannot play this video (${video.error && video.error.message})`)),
         { once: true });
-      video.addEventListener("error", () => resolve(), { once: true });
-      video.src = info.url;
-    });
+        video.src = info.url;
+      });
+      if (session !== mine) return;
+      mine.videoReady = true;
+      if (current) await goTo(current.frame_index);
+      videoNote.textContent = "";
+      element.dataset.video = "ready";
+    } catch (error) {
+      if (session !== mine) return;
+      videoNote.textContent = `no picture: ${error.message}`;
+      element.dataset.video = "failed";
+    }
   }
 
   // The last row of `rows` shown at or before video time `us` (stored pts, microseconds).

@@ -48,8 +48,10 @@ def _shown_frame(page) -> int:
 
 
 def _wait_frame(page, frame: int) -> None:
-    page.wait_for_selector(f"#player[data-frame='{frame}'][data-state='still']",
-                           timeout=30_000)
+    """Until frame `frame` is drawn and, the video being ready, on screen."""
+    page.wait_for_selector(
+        f"#player[data-frame='{frame}'][data-state='still'][data-video='ready']",
+        timeout=30_000)
 
 
 def _assert_root_drawn_at(page, row) -> None:
@@ -156,3 +158,14 @@ def test_a_link_to_a_frame_opens_the_player_on_it(page, served, demo_sessions):
     _wait_frame(page, 7)
     _assert_root_drawn_at(page, labels[7])
     assert page.locator("#player dd[data-field='frame']").inner_text() == "7"
+
+
+def test_a_session_without_video_still_draws_its_labels(page, served, demo_sessions):
+    labels = _labels(demo_sessions / "demo")
+    (demo_sessions / "demo" / "video.mkv").unlink()
+    page.goto(f"{served.base}/#player/demo?frame=5")
+    page.wait_for_selector("#player[data-frame='5'][data-state='still'][data-video='none']",
+                           timeout=30_000)
+    _assert_root_drawn_at(page, labels[5])
+    box = page.locator("#player canvas").bounding_box()
+    assert box["height"] > 0.5 * box["width"] * 180 / 320  # the stage keeps the frame's shape
