@@ -152,6 +152,21 @@ class RangeAnnotator:
                 for key in ("path", "stage", "shard", "frames", "model")}
 
 
+def _worker_error(exc: BaseException) -> PipelineError:
+    """What went wrong in a worker, without Ray's wrapping. A worker's exception reaches
+    the driver as Ray's exceptions around it, the original only as the text of the
+    remote traceback: its last line before Ray's own ("ErrorType: message") is the error.
+    The pipeline's and the session store's own errors keep just their message."""
+    remote = str(exc)  # a RayTaskError's text holds the remote traceback
+    head = remote.split("The above exception was the direct cause")[0].strip().splitlines()
+    line = head[-1].strip() if head else type(exc).__name__
+    kind, _, message = line.partition(": ")
+    if kind.rsplit(".", 1)[-1] in {"PipelineError", "SessionError", "CaptureError"}:
+        return PipelineError(message)
+    return PipelineError(f"annotating on Ray failed in a worker: {line[:300]}; the shards "
+                         "finished before it are kept and a new run resumes after them")
+
+
 def _resolve(settings: AnnotateSettings, options: RayOptions,
              resources: dict[str, float]) -> tuple[AnnotateSettings, float]:
     """The device and GPUs per actor, checked against the cluster's resources."""
@@ -188,7 +203,9 @@ def annotate_ray(paths: Sequence[Path | str], stages: Sequence[str],
     except ImportError:
         raise MissingExtraError("ray", "ray") from None
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+        # workers' output comes to this terminal: the download progress of the weights
+        # each actor fetches on first use
+        ray.init(include_dashboard=False, log_to_driver=True)
     resources = ray.cluster_resources()
     settings, num_gpus = _resolve(settings, options, resources)
     check_model_sizes(stages, settings)
@@ -210,14 +227,17 @@ def annotate_ray(paths: Sequence[Path | str], stages: Sequence[str],
             compute=ray.data.ActorPoolStrategy(size=size), num_gpus=num_gpus,
             num_cpus=1)
         done: dict[tuple[str, str], int] = {}
-        for row in dataset.iter_rows():
-            key = (str(row["path"]), str(row["stage"]))
-            written[key] = written.get(key, 0) + 1
-            done[key] = done.get(key, 0) + int(row["frames"])
-            models[key] = json.loads(row["model"])
-            if progress is not None:
-                info = sessions[key[0]]
-                progress(info["id"], key[1], min(done[key], info["total"]), info["total"])
+        try:
+            for row in dataset.iter_rows():
+                key = (str(row["path"]), str(row["stage"]))
+                written[key] = written.get(key, 0) + 1
+                done[key] = done.get(key, 0) + int(row["frames"])
+                models[key] = json.loads(row["model"])
+                if progress is not None:
+                    info = sessions[key[0]]
+                    progress(info["id"], key[1], min(done[key], info["total"]), info["total"])
+        except Exception as exc:  # a worker's error arrives wrapped in Ray's exceptions
+            raise _worker_error(exc) from None
     reports = []
     for path, info in sessions.items():
         for name in stages:

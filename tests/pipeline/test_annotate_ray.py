@@ -117,6 +117,25 @@ def test_ray_results_equal_the_local_path(tmp_path, tiny_models, cluster,
     assert shard.stat().st_mtime_ns == before
 
 
+@pytest.mark.parametrize(("video", "message"), [
+    (b"not a video" * 100, r"^annotating on Ray failed in a worker: .*InvalidDataError.*"
+                           r"video\.mkv.*a new run resumes after them$"),
+    (None, r"^\S+ has no video \(video\.mkv\)$"),  # the session store's own error, as is
+])
+def test_a_worker_failure_is_a_clear_error_and_writes_nothing(tmp_path, tiny_models, cluster,
+                                                              video, message) -> None:
+    session = make_session(tmp_path, "s1", frames=6)
+    path = session / "video.mkv"  # the frame table stays intact: planning passes
+    if video is None:
+        path.unlink()
+    else:
+        path.write_bytes(video)
+    with pytest.raises(PipelineError, match=message) as error:
+        annotate([session], ["embed"], settings(tiny_models), engine="ray")
+    assert "Traceback" not in str(error.value) and len(str(error.value)) < 400
+    assert not list((session / "annotations").rglob("shard-*"))
+
+
 @pytest.mark.parametrize(("device", "options"), [
     ("cuda", RayOptions()), ("auto", RayOptions(num_gpus=1)), ("cpu", RayOptions(num_gpus=0.5))])
 def test_gpus_asked_of_a_cluster_without_one_fail_fast(tmp_path, tiny_models, cluster,
