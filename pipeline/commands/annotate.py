@@ -65,8 +65,7 @@ def command(sessions: list[Path], stages: str, device: str, allow_large_on_cpu: 
             video_model: str | None, context: str, dense_every: int,
             caption_every: float, batch_size: int, max_side: int, max_pixels: int) -> None:
     """Annotate SESSIONS with vision models into <session>/annotations/ (resumable)."""
-    from pipeline.annotate import AnnotateSettings, annotate
-    from pipeline.annotate._ray import RayOptions
+    from pipeline.annotate import AnnotateSettings, RayOptions, annotate
 
     models = {k: v for k, v in (("embed", embed_model), ("segment", segment_model),
                                 ("caption", caption_model), ("video", video_model)) if v}

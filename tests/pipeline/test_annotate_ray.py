@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline._errors import PipelineError
-from pipeline.annotate import AnnotateSettings, annotate
-from pipeline.annotate._ray import RayOptions, plan_ranges
+from pipeline.annotate import AnnotateSettings, RayOptions, annotate
+from pipeline.annotate._ray import plan_ranges
 from pipeline.cli import cli
 from tests.pipeline.annotate_fixtures import make_session
 
