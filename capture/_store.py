@@ -414,8 +414,8 @@ class Session:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             tb = stream.time_base
-            later = [p for p, i in index_by_pts.items() if i >= start]
-            if start > 0 and later and tb is not None:
+            later = [p for p, i in index_by_pts.items() if i >= start] if start > 0 else []
+            if later and tb is not None:
                 # backward: the keyframe at or before the target; frames before `start`
                 # are decoded (needed to reach it) and skipped below
                 container.seek(int(Fraction(min(later), 1_000_000) / tb), stream=stream,
