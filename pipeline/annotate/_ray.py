@@ -190,6 +190,20 @@ def _resolve(settings: AnnotateSettings, options: RayOptions,
     return settings, num_gpus
 
 
+def _slots(options: RayOptions, num_gpus: float, resources: dict[str, float]) -> int:
+    """How many actors the cluster holds at once (each takes one CPU and `num_gpus`); a
+    `--concurrency` above it is an error, not a pool that waits for ever."""
+    cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+    slots = max(1, int(min(cpus, gpus / num_gpus if num_gpus else cpus)))
+    if options.concurrency is not None and options.concurrency > slots:
+        need = f"{options.concurrency} CPUs" + (
+            f" and {options.concurrency * num_gpus:g} GPUs" if num_gpus else "")
+        raise PipelineError(f"--concurrency {options.concurrency}: the actors need {need}, "
+                            f"but the Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs; "
+                            f"pass --concurrency {slots} or fewer")
+    return slots
+
+
 def annotate_ray(paths: Sequence[Path | str], stages: Sequence[str],
                  settings: AnnotateSettings, progress: Progress | None = None,
                  options: RayOptions | None = None) -> list[StageReport]:
@@ -208,14 +222,13 @@ def annotate_ray(paths: Sequence[Path | str], stages: Sequence[str],
         ray.init(include_dashboard=False, log_to_driver=True)
     resources = ray.cluster_resources()
     settings, num_gpus = _resolve(settings, options, resources)
+    slots = _slots(options, num_gpus, resources)
     check_model_sizes(stages, settings)
     ranges, sessions = plan_ranges(paths, stages, settings)
     written: dict[tuple[str, str], int] = {}
     models: dict[tuple[str, str], dict[str, Any]] = {}
     if ranges:
-        slots = (float(resources.get("GPU", 0)) / num_gpus if num_gpus
-                 else float(resources.get("CPU", 1)))
-        size = options.concurrency or max(1, min(len(ranges), int(slots)))
+        size = options.concurrency or min(len(ranges), slots)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # progress is ours, per session and stage
         items = [{"path": r.path, "shard": r.shard, "start": r.start, "stop": r.stop,

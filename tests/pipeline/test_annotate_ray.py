@@ -149,6 +149,18 @@ def test_gpus_asked_of_a_cluster_without_one_fail_fast(tmp_path, tiny_models, cl
     assert not (session / "annotations").exists()
 
 
+def test_more_actors_than_the_cluster_holds_fail_fast(tmp_path, tiny_models,
+                                                     cluster) -> None:
+    session = make_session(tmp_path, "s1", frames=2)
+    start = time.monotonic()
+    with pytest.raises(PipelineError, match=r"--concurrency 3: the actors need 3 CPUs, but "
+                                            r"the Ray cluster has 2 CPUs and 0 GPUs"):
+        annotate([session], ["embed"], settings(tiny_models), engine="ray",
+                 ray=RayOptions(concurrency=3))
+    assert time.monotonic() - start < 10
+    assert not (session / "annotations").exists()
+
+
 def test_cli_passes_the_ray_layout_through(tmp_path, tiny_models, cluster) -> None:
     session = make_session(tmp_path, "s1", frames=2)
     base = ["annotate", str(session), "--stages", "embed", "--embed-model",
