@@ -34,22 +34,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RayOptions:
-    """How the Ray pipeline is laid out: GPUs per actor (None: 1 on CUDA, 0 on the CPU),
-    actors in the pool (None: as many as the cluster holds, at most one per range) and
-    frame ranges handed to an actor per call."""
+    """How the Ray pipeline is laid out: GPUs per actor (None: 1 on CUDA, 0 on the CPU)
+    and actors in the pool (None: as many as the cluster holds, at most one per range)."""
 
     num_gpus: float | None = None
     concurrency: int | None = None
-    ranges_per_call: int = 1
 
     def __post_init__(self) -> None:
         if self.num_gpus is not None and not self.num_gpus >= 0:
-            raise PipelineError(f"--num-gpus {self.num_gpus} is negative; pass 0 or more")
+            raise PipelineError(f"--num-gpus {self.num_gpus} is not a GPU count; pass 0 or more "
+                                "(a fraction shares a GPU)")
         if self.concurrency is not None and self.concurrency < 1:
             raise PipelineError(f"--concurrency {self.concurrency} is not positive; pass 1 "
                                 "or more actors")
-        if self.ranges_per_call < 1:
-            raise PipelineError(f"ranges_per_call {self.ranges_per_call} is not positive")
 
 
 @dataclass(frozen=True)
@@ -236,7 +233,7 @@ def annotate_ray(paths: Sequence[Path | str], stages: Sequence[str],
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             RangeAnnotator, fn_constructor_kwargs={"stages": list(stages),
                                                    "settings": settings},
-            batch_size=options.ranges_per_call, batch_format="numpy",
+            batch_size=1, batch_format="numpy",  # one range (a shard) per call
             compute=ray.data.ActorPoolStrategy(size=size), num_gpus=num_gpus,
             num_cpus=1)
         done: dict[tuple[str, str], int] = {}

@@ -161,6 +161,15 @@ def test_more_actors_than_the_cluster_holds_fail_fast(tmp_path, tiny_models,
     assert not (session / "annotations").exists()
 
 
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"num_gpus": -1.0}, "--num-gpus -1.0 is not a GPU count"),
+    ({"num_gpus": float("nan")}, "--num-gpus nan is not a GPU count"),
+    ({"concurrency": 0}, "--concurrency 0 is not positive")])
+def test_bad_layouts_are_refused(changes, message) -> None:
+    with pytest.raises(PipelineError, match=message):
+        RayOptions(**changes)
+
+
 def test_cli_passes_the_ray_layout_through(tmp_path, tiny_models, cluster) -> None:
     session = make_session(tmp_path, "s1", frames=2)
     base = ["annotate", str(session), "--stages", "embed", "--embed-model",
