@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,6 @@ class RangeAnnotator:
     writes their shards. Returns one row per (range, stage) for the driver."""
 
     def __init__(self, stages: Sequence[str], settings: AnnotateSettings) -> None:
-        self.settings = settings
         self.runners = {name: StageRunner(name, settings) for name in stages}
         self.records = {name: runner.load() for name, runner in self.runners.items()}
         self._session: tuple[str, Session, dict, tuple] | None = None
@@ -118,10 +118,11 @@ class RangeAnnotator:
             frame_range.path, any(r.stage.needs_labels for r in runners))
         lookback = max(r.stage.overlap for r in runners)
         frames = []
-        for frame in session.iter_frames(max(0, frame_range.start - lookback)):
-            if frame.index >= frame_range.stop:
-                break
-            frames.append(frame)
+        with closing(session.iter_frames(max(0, frame_range.start - lookback))) as decoded:
+            for frame in decoded:  # closed at the range's end: the container is released
+                if frame.index >= frame_range.stop:
+                    break
+                frames.append(frame)
         before = [f for f in frames if f.index < frame_range.start]
         batch = [f for f in frames if f.index >= frame_range.start]
         rows = []
@@ -226,6 +227,8 @@ def annotate_ray(paths: Sequence[Path | str], stages: Sequence[str],
     models: dict[tuple[str, str], dict[str, Any]] = {}
     if ranges:
         size = options.concurrency or min(len(ranges), slots)
+        logger.info("Ray: %d frame ranges over %d actors (%g GPUs each)", len(ranges), size,
+                    num_gpus)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # progress is ours, per session and stage
         items = [{"path": r.path, "shard": r.shard, "start": r.start, "stop": r.stop,
