@@ -1,6 +1,6 @@
 """Annotation throughput: our stages against the prototype's way, on the same frames.
 
-Two measurements, one run:
+Three measurements, one run:
 
 1. decode overlap (`--part decode`): a stub stage that computes at `--stub-fps` frames/s
    in batches of 16 (it sleeps, as a GPU kernel leaves the CPU free) over a real H.264
@@ -8,7 +8,10 @@ Two measurements, one run:
    a shard ahead; the prototype kept a 32-frame queue smaller than a 256-frame shard and
    started a shard only when it was complete, so decoding stalled behind compute. Printed:
    wall time of each, compute alone and decode alone (hidden decoding: ours ~= the max).
-2. stages (`--part stages`): each stage's `process` on in-memory 1080p frames with labels,
+2. range read (`--part range`): what a Ray actor decodes for one frame range (the last
+   256 frames of the session): a seek to the keyframe before it against decoding from
+   the first frame.
+3. stages (`--part stages`): each stage's `process` on in-memory 1080p frames with labels,
    steady state (one shard of warm-up, then timed shards; CUDA events on GPU, excluding
    loading and writing), FLOPs of one shard counted by torch.utils.flop_counter, frames/s
    and MFU per stage and for the full stack (embed every frame, SAM 3 box-prompt tracking,
@@ -133,6 +136,38 @@ def decode_part(args: argparse.Namespace, root: Path) -> None:
     print(f"  prototype (32-frame queue) {prototype_s:6.2f} s, ours (streamed shards) "
           f"{ours_s:6.2f} s, ratio {prototype_s / ours_s:.2f}x; ideal max(decode, compute) "
           f"{max(decode_s, compute_s):.2f} s")
+
+
+def range_part(args: argparse.Namespace, root: Path) -> None:
+    """A Ray actor's read of one frame range: the last shard of the session, by
+    `iter_frames(start)` (a seek to the keyframe before it) against a sequential PyAV read
+    that decodes from the first frame and converts only the range's frames to RGB."""
+    width, height = args.decode_size
+    session = Session.open(write_session(root / "range", args.decode_frames, width, height))
+    start = max(0, args.decode_frames - 256)
+    session.read_frames()  # the frame table's first read imports pyarrow's parts: untimed
+
+    begin = time.perf_counter()
+    ours = sum(1 for _ in session.iter_frames(start))
+    ours_s = time.perf_counter() - begin
+    import av
+
+    first_pts = session.read_frames()["pts_us"][start].as_py()
+    begin = time.perf_counter()
+    peer = 0
+    with av.open(str(session.path / "video.mkv")) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):  # every frame decoded, only the range kept
+            if round(frame.pts * stream.time_base * 1_000_000) >= first_pts:
+                frame.to_ndarray(format="rgb24")
+                peer += 1
+    peer_s = time.perf_counter() - begin
+    assert ours == peer == args.decode_frames - start
+    print(f"range read: frames {start}..{args.decode_frames - 1} of {args.decode_frames} "
+          f"({width}x{height}, keyframe every 60)")
+    print(f"  seek {ours_s:6.2f} s, decode from the start {peer_s:6.2f} s, "
+          f"ratio {peer_s / ours_s:.2f}x")
 
 
 # -- 2. stages -----------------------------------------------------------------------------
@@ -275,7 +310,8 @@ def _event(kind: str, start: int, end: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["all", "decode", "stages"], default="all")
+    parser.add_argument("--part", choices=["all", "decode", "range", "stages"],
+                        default="all")
     parser.add_argument("--stub-fps", type=float, default=100.0)
     parser.add_argument("--decode-frames", type=int, default=800)
     parser.add_argument("--decode-size", type=int, nargs=2, default=[640, 360])
@@ -291,6 +327,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.part in ("all", "decode"):
             decode_part(args, Path(tmp))
+        if args.part in ("all", "range"):
+            range_part(args, Path(tmp))
         if args.part in ("all", "stages"):
             stages_part(args, Path(tmp))
 

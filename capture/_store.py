@@ -391,10 +391,15 @@ class Session:
                                "frame table the recorder wrote") from None
 
     def iter_frames(self, start: int = 0) -> Iterator[VideoFrame]:
-        """Decode the video in order, yielding each frame with its frame-table index and pts.
+        """Decode the video in order, yielding each frame with its frame-table index and pts,
+        from frame index `start` on.
 
         Frames are matched to the table by pts, so a frame the encoder lost is skipped
-        rather than shifting every later index."""
+        rather than shifting every later index. A `start` past the first frame seeks to the
+        keyframe at or before it, so reading a range late in a long video does not decode
+        everything before it."""
+        from fractions import Fraction
+
         import av
 
         video = self.path / layout.VIDEO
@@ -409,6 +414,12 @@ class Session:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             tb = stream.time_base
+            later = [p for p, i in index_by_pts.items() if i >= start] if start > 0 else []
+            if later and tb is not None:
+                # backward: the keyframe at or before the target; frames before `start`
+                # are decoded (needed to reach it) and skipped below
+                container.seek(int(Fraction(min(later), 1_000_000) / tb), stream=stream,
+                               backward=True, any_frame=False)
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue

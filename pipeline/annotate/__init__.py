@@ -23,6 +23,7 @@ from pipeline.annotate._prompt import (
     describe_state,
     merge_events,
 )
+from pipeline.annotate._ray import RayOptions
 from pipeline.annotate._registry import (
     DEFAULT_MODELS,
     AnnotateSettings,
@@ -45,6 +46,7 @@ __all__ = [
     "LabelEvent",
     "LabeledObject",
     "MaskEncoder",
+    "RayOptions",
     "ShardInput",
     "ShardOutput",
     "Stage",

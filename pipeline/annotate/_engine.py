@@ -15,13 +15,16 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from capture import Session
 from pipeline._errors import PipelineError
 from pipeline.annotate._inputs import prefetch_shards, read_label_events, read_labels
 from pipeline.annotate._outputs import StageOutputs
 from pipeline.annotate._registry import AnnotateSettings, ShardInput, Stage, create_stage
+
+if TYPE_CHECKING:
+    from pipeline.annotate._ray import RayOptions
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ class StageReport:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _summary(sidecars: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summarize(sidecars: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A stage's counts summed over its shard sidecars."""
     totals: dict[str, Any] = {"shards": len(sidecars)}
     for sidecar in sidecars:
         for key, value in sidecar.get("counts", {}).items():
@@ -127,7 +131,7 @@ class Pipeline:
         reports = []
         for runner in self.runners:
             name = runner.stage.name
-            summary = _summary(outputs[name].sidecars())
+            summary = summarize(outputs[name].sidecars())
             if written[name]:
                 outputs[name].write_meta(runner.load(), summary)
             else:
@@ -155,9 +159,10 @@ def resolve_device(settings: AnnotateSettings) -> AnnotateSettings:
 
 
 def annotate(paths: Sequence[Path | str], stages: Sequence[str], settings: AnnotateSettings,
-             *, engine: Engine = "local", progress: Progress | None = None
-             ) -> list[StageReport]:
+             *, engine: Engine = "local", progress: Progress | None = None,
+             ray: RayOptions | None = None) -> list[StageReport]:
     """Run `stages` over the sessions at `paths`; one report per (session, stage).
+    `ray` lays out the Ray pipeline (`engine="ray"` only).
 
     >>> annotate(["sessions/s1"], ["embed"], AnnotateSettings(device="cuda", dtype="bf16"))
     """
@@ -167,10 +172,13 @@ def annotate(paths: Sequence[Path | str], stages: Sequence[str], settings: Annot
         Session.open(path)  # fail early on a path that is not a session
     if engine not in ("local", "ray"):
         raise PipelineError(f"engine {engine!r} is unknown; use 'local' or 'ray'")
+    if ray is not None and engine != "ray":
+        raise PipelineError("--num-gpus and --concurrency lay out the Ray pipeline; pass "
+                            "them with --engine ray")
     if engine == "ray":
         from pipeline.annotate._ray import annotate_ray
 
-        return annotate_ray(paths, stages, settings, progress)
+        return annotate_ray(paths, stages, settings, progress, ray)
     settings = resolve_device(settings)
     check_model_sizes(stages, settings)
     groups = [list(stages)] if settings.keep_models else [[name] for name in stages]

@@ -25,18 +25,34 @@ class ModelInfo:
     gated: bool
 
 
+# Checked against the published pages:
+# - DINOv3 ViT-7B/16: 6,716M parameters (the MODEL_CARD.md table of facebookresearch/dinov3,
+#   https://deepwiki.com/facebookresearch/dinov3/1.1-model-architecture-and-variants);
+#   "License: DINOv3 License", access after sharing contact information (gated), on the
+#   hub card https://huggingface.co/facebook/dinov3-vits16-pretrain-lvd1689m and its 7B
+#   sibling https://huggingface.co/facebook/dinov3-vit7b16-pretrain-sat493m.
+# - SAM 3: 848M parameters, detector and tracker sharing one vision encoder
+#   (https://www.mintlify.com/facebookresearch/sam3/concepts/architecture); SAM License
+#   (license_name: sam-license of the mirror https://huggingface.co/AEmotionStudio/sam3,
+#   base_model facebook/sam3), hub access requests reviewed by hand (gated).
+# - Qwen3-VL-8B-Instruct: 8.77B parameters (dense; 8.8B on
+#   https://haimaker.ai/models/qwen/qwen3-vl-8b-instruct), `license: apache-2.0` in the
+#   card's front matter (https://huggingface.co/Qwen/Qwen3-VL-8B-Instruct, README.md).
+# - V-JEPA 2 ViT-L fpc64-256: 0.3B on https://huggingface.co/collections/facebook/v-jepa-2,
+#   326.0M (encoder and predictor) counted from its model.safetensors in
+#   https://huggingface.co/lucid-dl/vjepa2-vitl; licence mit.
 MODELS = {
-    "embed": ModelInfo("embed", DEFAULT_MODELS["embed"], 6.7e9, "DINOv3 License", True),
-    "segment": ModelInfo("segment", DEFAULT_MODELS["segment"], 0.86e9, "SAM License", True),
-    "caption": ModelInfo("caption", DEFAULT_MODELS["caption"], 8.8e9, "Apache-2.0", False),
-    "video": ModelInfo("video", DEFAULT_MODELS["video"], 0.33e9, "MIT", False),
+    "embed": ModelInfo("embed", DEFAULT_MODELS["embed"], 6.716e9, "DINOv3 License", True),
+    "segment": ModelInfo("segment", DEFAULT_MODELS["segment"], 0.848e9, "SAM License", True),
+    "caption": ModelInfo("caption", DEFAULT_MODELS["caption"], 8.77e9, "Apache-2.0", False),
+    "video": ModelInfo("video", DEFAULT_MODELS["video"], 0.326e9, "MIT", False),
 }
 
 
 def models_help() -> str:
     """The default models, two lines each (within 80 columns), for `--help` and the docs."""
-    return "\n".join(f"{m.stage}: {m.model_id}\n  {m.params / 1e9:.1f}B parameters, "
-                     f"{m.params * 2 / 1e9:.0f} GB in bf16, {m.licence}"
+    return "\n".join(f"{m.stage}: {m.model_id}\n  {m.params / 1e9:.2g}B parameters, "
+                     f"{m.params * 2 / 1e9:.2g} GB in bf16, {m.licence}"
                      f"{', gated (accept it on the hub)' if m.gated else ''}"
                      for m in MODELS.values())
 

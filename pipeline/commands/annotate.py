@@ -40,7 +40,12 @@ def _epilog() -> str:
               help="Load one stage's model at a time (less memory; decodes once per stage).")
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default="bf16",
               show_default=True)
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: frame ranges streamed over a Ray cluster's actors.")
+@click.option("--num-gpus", type=click.FloatRange(min=0),
+              help="GPUs per Ray actor (default 1 on cuda, 0 on cpu; a fraction shares one).")
+@click.option("--concurrency", type=click.IntRange(min=1),
+              help="Ray actors, each holding the models (default: as many as fit).")
 @click.option("--embed-model", help="Hub id or folder for DINOv3.")
 @click.option("--segment-model", help="Hub id or folder for SAM 3.")
 @click.option("--caption-model", help="Hub id or folder for Qwen3-VL.")
@@ -55,11 +60,12 @@ def _epilog() -> str:
               show_default=True)
 def command(sessions: list[Path], stages: str, device: str, allow_large_on_cpu: bool,
             one_model_at_a_time: bool, dtype: str, engine: str,
+            num_gpus: float | None, concurrency: int | None,
             embed_model: str | None, segment_model: str | None, caption_model: str | None,
             video_model: str | None, context: str, dense_every: int,
             caption_every: float, batch_size: int, max_side: int, max_pixels: int) -> None:
     """Annotate SESSIONS with vision models into <session>/annotations/ (resumable)."""
-    from pipeline.annotate import AnnotateSettings, annotate
+    from pipeline.annotate import AnnotateSettings, RayOptions, annotate
 
     models = {k: v for k, v in (("embed", embed_model), ("segment", segment_model),
                                 ("caption", caption_model), ("video", video_model)) if v}
@@ -83,7 +89,10 @@ def command(sessions: list[Path], stages: str, device: str, allow_large_on_cpu: 
                 tasks[key] = bar.add_task(f"{stage} {session}", total=total)
             bar.update(tasks[key], completed=done)
 
-        reports = annotate(list(sessions), names, settings, engine=engine, progress=progress)
+        layout = (RayOptions(num_gpus=num_gpus, concurrency=concurrency)
+                  if num_gpus is not None or concurrency is not None else None)
+        reports = annotate(list(sessions), names, settings, engine=engine, progress=progress,
+                           ray=layout)
     for report in reports:
         line = (f"{report.session} {report.stage}: {report.shards_written} shards written, "
                 f"{report.shards_skipped} skipped")

@@ -62,6 +62,15 @@ def test_help_names_the_default_models_and_licences() -> None:
                  "DINOv3 License", "SAM License", "Apache-2.0", "MIT", "--device",
                  "[auto|cuda|cpu]"):
         assert text in result.output, text
+    # the published sizes (pages cited in pipeline/annotate/_models.py): DINOv3 ViT-7B
+    # 6,716M, SAM 3 848M, Qwen3-VL-8B 8.77B, V-JEPA 2 ViT-L 326M; two bytes each in bf16
+    lines = [line.strip() for line in result.output.splitlines()]
+    for model_id, size in (("facebook/dinov3-vit7b16-pretrain-lvd1689m", "6.7B parameters, 13 GB"),
+                           ("facebook/sam3", "0.85B parameters, 1.7 GB"),
+                           ("Qwen/Qwen3-VL-8B-Instruct", "8.8B parameters, 18 GB"),
+                           ("facebook/vjepa2-vitl-fpc64-256", "0.33B parameters, 0.65 GB")):
+        at = next(k for k, line in enumerate(lines) if line.endswith(model_id))
+        assert lines[at + 1].startswith(size), (model_id, lines[at + 1])
 
 
 def test_default_7b_model_on_cpu_is_refused_before_loading(tmp_path) -> None:

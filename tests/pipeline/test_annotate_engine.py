@@ -1,5 +1,5 @@
 """The engine: one decode per session for all stages, models loaded once, device and
-model-size checks before anything loads, Ray without GPUs."""
+model-size checks before anything loads, frame ranges decoded from a seek."""
 
 from __future__ import annotations
 
@@ -84,19 +84,6 @@ def test_a_7b_default_on_cpu_is_refused_before_loading(tmp_path, counters) -> No
     assert counters["loads"] == 0 and not (session / "annotations").exists()
 
 
-def test_ray_without_gpu_fails_fast(tmp_path, tiny_models) -> None:
-    ray = pytest.importorskip("ray")
-    session = make_session(tmp_path, "s1", frames=2)
-    ray.init(num_cpus=1, num_gpus=0, include_dashboard=False, log_to_driver=False)
-    try:
-        start = time.monotonic()
-        with pytest.raises(PipelineError, match="no GPU"):
-            annotate([session], ["embed"], settings(tiny_models, device="cuda"), engine="ray")
-        assert time.monotonic() - start < 10
-    finally:
-        ray.shutdown()
-
-
 def test_frame_stream_hands_frames_over_as_they_are_decoded() -> None:
     from capture import VideoFrame
     from pipeline.annotate._inputs import FrameStream
@@ -134,3 +121,17 @@ def test_prefetched_shards_are_the_decoded_frames(tmp_path) -> None:
     assert all(np.array_equal(a.image, b.image)
                for a, b in zip(decoded, [f for _, s, _ in shards for f in s], strict=True))
     assert [k for k, _, _ in prefetch_shards(session, 4, 0, 1, last=1)] == [0, 1]
+
+
+def test_decoding_from_a_frame_seeks_and_yields_the_same_frames(tmp_path) -> None:
+    # 150 frames at 30 fps: the encoder puts a keyframe every 60 frames (g = 2 x fps), so
+    # starts 59, 60, 61 and 130 land before, on and after keyframes 60 and 120
+    session = Session.open(make_session(tmp_path, "s1", frames=150, labels=False))
+    decoded = list(session.iter_frames())
+    assert [f.index for f in decoded] == list(range(150))
+    for start in (1, 59, 60, 61, 130, 149):
+        part = list(session.iter_frames(start))
+        assert [f.index for f in part] == list(range(start, 150)), start
+        assert all(np.array_equal(a.image, b.image) and a.pts_us == b.pts_us
+                   for a, b in zip(decoded[start:], part, strict=True)), start
+    assert list(session.iter_frames(150)) == []
