@@ -27,7 +27,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 COOKIE = "stpe_token"
 GUARDED = ("/api/", "/media/")
 # Each module has `routes(ctx) -> list[web.RouteDef]`; a new feature adds its name here.
-FEATURES = ("_sessions", "_media", "_search", "_jobs")
+FEATURES = ("_sessions", "_media", "_search", "_jobs", "_upload")
 
 _HEADERS = {
     "X-Content-Type-Options": "nosniff",
