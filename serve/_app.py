@@ -102,7 +102,7 @@ def _guard(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamR
         except RefusedError as exc:
             return error_response(exc.status, exc.code, str(exc), exc.path)
         except web.HTTPException as exc:
-            if not guarded or exc.status < 400:
+            if exc.status < 400:
                 raise
             code = (exc.reason or "error").lower().replace(" ", "_")
             return error_response(exc.status, code, f"{request.path}: {exc.reason}")

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import make_sample
 from tests.pipeline.demo_session import labelled_demo_session
+from tests.pipeline.session_kit import make_simulated_session
 
 CHROMIUM = "/usr/bin/chromium"
 DEMO_FRAMES = 24
@@ -31,15 +33,18 @@ class Served:
 
 @pytest.fixture(scope="session")
 def _demo_sessions_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built once per run: a labelled demo session (real video, aligned and labels)."""
+    """Built once per run: `demo`, a labelled demo session (real video, aligned and labels
+    tables), and `sim`, a simulated capture aligned by `stpe align`'s clock fit (an
+    alignment.json, no labels)."""
     root = tmp_path_factory.mktemp("serve-sessions")
     labelled_demo_session(root, DEMO_FRAMES)
+    make_simulated_session(root, make_sample, duration_s=1.0, name="sim")
     return root
 
 
 @pytest.fixture
 def demo_sessions(_demo_sessions_template: Path, tmp_path: Path) -> Path:
-    """A fresh sessions folder holding the labelled demo session `demo`."""
+    """A fresh sessions folder holding the sessions `demo` and `sim`."""
     root = tmp_path / "sessions"
     shutil.copytree(_demo_sessions_template, root, symlinks=True)
     return root
