@@ -21,6 +21,10 @@ from pipeline._errors import PipelineError
 from pipeline.labels._compute import Labels
 
 SUMMARY_KEY = b"stpe.labels.summary"
+# Rows per Parquet row group (about a minute at 60 fps): a reader that wants a few frames
+# (the player of `stpe serve`, a query filtering on frame_index) decodes one group, not the
+# whole file.
+ROW_GROUP_ROWS = 4096
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -38,7 +42,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def _parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     return sink.getvalue().to_pybytes()
 
 

@@ -31,6 +31,7 @@ export async function mount(element, api) {
           <button type="button" data-step="1" title="next frame (→)">frame ▶</button>
           <input type="range" min="0" max="0" value="0" aria-label="frame">
           <span class="position"></span>
+          <span class="video-note"></span>
         </div>
         <div class="timeline" aria-label="events"></div>
       </div>
@@ -41,6 +42,7 @@ export async function mount(element, api) {
   const canvas = element.querySelector("canvas");
   const slider = element.querySelector("input[type=range]");
   const position = element.querySelector(".position");
+  const videoNote = element.querySelector(".video-note");
   const timeline = element.querySelector(".timeline");
   const stateList = element.querySelector(".state dl");
   const playButton = element.querySelector("[data-play]");
@@ -76,7 +78,8 @@ export async function mount(element, api) {
   function videoTime(row, next) {
     const start = row.pts_us - session.startUs;
     // the middle of the frame's display interval, so decoding rounding cannot pick a neighbour
-    const end = next && next.pts_us != null ? next.pts_us - session.startUs : start + 2000;
+    const end = next && next !== row && next.pts_us != null ? next.pts_us - session.startUs
+      : start + 2000;
     return (start + end) / 2 / 1e6;
   }
 
@@ -113,16 +116,28 @@ export async function mount(element, api) {
     }));
   }
 
+  // data-state: "playing", "seeking", or "still" once the frame asked for is on screen
   async function goTo(frame, dir = 1) {
     const mine = ++request;
-    const row = await rowNear(frame, dir);
-    if (!row || mine !== request) return;
-    const rows = await windowOf(row.frame_index);
-    const next = rows[rows.indexOf(row) + 1] || await rowNear(row.frame_index + 1, 1);
-    if (row.pts_us != null) await seekVideo(videoTime(row, next));
-    if (mine !== request) return;
-    show(row);
-    history.replaceState(null, "", `#player/${encodeURIComponent(session.id)}?frame=${row.frame_index}`);
+    element.dataset.state = "seeking";
+    try {
+      const row = await rowNear(frame, dir);
+      if (!row || mine !== request) return;
+      const rows = await windowOf(row.frame_index);
+      const next = rows[rows.indexOf(row) + 1] || await rowNear(row.frame_index + 1, 1);
+      if (row.pts_us != null) await seekVideo(videoTime(row, next));
+      if (mine !== request) return;
+      show(row);
+      history.replaceState(null, "",
+        `#player/${encodeURIComponent(session.id)}?frame=${row.frame_index}`);
+    } catch (error) {
+      session.windows.clear();  // a failed window is asked again next time
+      const box = document.getElementById("error");
+      box.textContent = error.message;
+      box.hidden = false;
+    } finally {
+      if (mine === request) element.dataset.state = "still";
+    }
   }
 
   function show(row) {
@@ -166,21 +181,49 @@ export async function mount(element, api) {
     title.textContent = `Player: ${id}`;
     slider.min = detail.frames.first;
     slider.max = detail.frames.last;
-    const [events] = await Promise.all([api.getJSON(`/api/sessions/${name}/events`),
-      loadVideo(name, detail)]);
-    buildTimeline(events.events);
+    loadVideo(session, name);  // in the background: a first open makes the browser's copy
+    buildTimeline((await api.getJSON(`/api/sessions/${name}/events`)).events);
   }
 
-  async function loadVideo(name, detail) {
-    if (!detail.video) return;
-    const info = await api.getJSON(`/api/sessions/${name}/video`);
-    session.startUs = info.start_us;
-    await new Promise((resolve) => {
-      video.addEventListener("loadeddata", () => { session.videoReady = true; resolve(); },
+  // data-video: "none", "preparing", "ready" (the frame shown is on screen) or "failed"
+  async function loadVideo(mine, name) {
+    video.pause();
+    video.removeAttribute("src");
+    video.load();
+    if (!mine.detail.video) {
+      element.dataset.video = "none";
+      return;
+    }
+    element.dataset.video = "preparing";
+    videoNote.textContent = "preparing the video…";
+    try {
+      const info = await api.getJSON(`/api/sessions/${name}/video`);
+      if (session !== mine) return;
+      mine.startUs = info.start_us;
+      await new Promise((resolve, reject) => {
+        video.addEventListener("loadeddata", resolve, { once: true });
+        video.addEventListener("error", () => reject(new Error(
+          `the browser cannot play this video (${video.error && video.error.message})`)),
         { once: true });
-      video.addEventListener("error", () => resolve(), { once: true });
-      video.src = info.url;
-    });
+        video.src = info.url;
+      });
+      if (session !== mine) return;
+      mine.videoReady = true;
+      if (current) await goTo(current.frame_index);
+      videoNote.textContent = "";
+      element.dataset.video = "ready";
+    } catch (error) {
+      if (session !== mine) return;
+      videoNote.textContent = `no picture: ${error.message}`;
+      element.dataset.video = "failed";
+    }
+  }
+
+  // The last row of `rows` shown at or before video time `us` (stored pts, microseconds).
+  function shownAt(rows, us) {
+    let row = null;
+    for (const r of rows) if (r.pts_us != null && r.pts_us <= us + 500) row = r;
+    return row;
   }
 
   // While playing, draw the labels of the frame on screen.
@@ -189,33 +232,40 @@ export async function mount(element, api) {
     video.requestVideoFrameCallback(async (now, meta) => {
       const us = meta.mediaTime * 1e6 + session.startUs;
       const rows = await windowOf(current ? current.frame_index : session.detail.frames.first);
-      let row = null;
-      for (const r of rows) if (r.pts_us != null && r.pts_us <= us + 500) row = r;
-      if (row && rows.indexOf(row) === rows.length - 1) {
-        await windowOf(row.frame_index + 1);  // fetch ahead
+      let row = shownAt(rows, us);
+      if (row && row === rows[rows.length - 1] && row.frame_index < session.detail.frames.last) {
+        row = shownAt(await windowOf(row.frame_index + 1), us) || row;  // the next window
       }
-      if (row) show(row);
+      if (row && playing) show(row);
       followPlayback();
     });
   }
 
+  let playing = false;
   element.querySelectorAll("[data-step]").forEach((button) => {
     button.addEventListener("click", () => {
       if (!current) return;
       const dir = Number(button.dataset.step);
+      playing = false;  // the step, not the pause, decides the frame shown
       video.pause();
       goTo(current.frame_index + dir, dir);
     });
   });
   playButton.addEventListener("click", () => {
-    if (video.paused) {
-      video.play().then(followPlayback);
-      playButton.textContent = "pause";
-    } else {
-      video.pause();
-      playButton.textContent = "play";
-      if (current) goTo(current.frame_index);
-    }
+    if (video.paused) video.play();
+    else video.pause();
+  });
+  video.addEventListener("play", () => {
+    playing = true;
+    element.dataset.state = "playing";
+    playButton.textContent = "pause";
+    followPlayback();
+  });
+  video.addEventListener("pause", () => {
+    playButton.textContent = "play";
+    // settle on the frame last drawn: seek to its middle so picture and labels agree
+    if (playing && current) goTo(current.frame_index);
+    playing = false;
   });
   slider.addEventListener("change", () => goTo(Number(slider.value)));
   document.addEventListener("keydown", (event) => {

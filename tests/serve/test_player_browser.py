@@ -48,7 +48,10 @@ def _shown_frame(page) -> int:
 
 
 def _wait_frame(page, frame: int) -> None:
-    page.wait_for_selector(f"#player[data-frame='{frame}']", timeout=30_000)
+    """Until frame `frame` is drawn and, the video being ready, on screen."""
+    page.wait_for_selector(
+        f"#player[data-frame='{frame}'][data-state='still'][data-video='ready']",
+        timeout=30_000)
 
 
 def _assert_root_drawn_at(page, row) -> None:
@@ -122,3 +125,47 @@ def test_an_event_on_the_timeline_seeks_to_its_first_frame(page, demo_sessions):
     _assert_root_drawn_at(page, labels[turn["start_frame"]])
     assert _nearest_decoded(page, decoded) == turn["start_frame"]
     assert page.url.endswith(f"?frame={turn['start_frame']}")
+
+
+def test_playing_draws_the_frames_shown_and_pausing_settles_on_one(page, demo_sessions):
+    folder = demo_sessions / "demo"
+    labels, decoded = _labels(folder), _decoded_frames(folder)
+    page.goto(page.url.split("#")[0] + "#player/demo?frame=2")
+    _wait_frame(page, 2)
+    page.evaluate("() => { document.querySelector('#player video').playbackRate = 0.1; }")
+    page.click("#player [data-play]")
+    page.wait_for_function("() => Number(document.querySelector('#player').dataset.frame) >= 6",
+                           timeout=30_000)
+    page.click("#player [data-play]")
+    page.wait_for_selector("#player[data-state='still']")  # paused, and the seek done
+    assert page.evaluate("() => document.querySelector('#player video').paused")
+    frame = _shown_frame(page)
+    assert frame >= 6
+    _assert_root_drawn_at(page, labels[frame])
+    assert _nearest_decoded(page, decoded) == frame
+
+
+def test_a_session_without_labels_says_what_to_run(page):
+    page.goto(page.url.split("#")[0] + "#player/sim")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "run stpe labels" in page.inner_text("#error")
+
+
+def test_a_link_to_a_frame_opens_the_player_on_it(page, served, demo_sessions):
+    labels = _labels(demo_sessions / "demo")
+    page.goto("about:blank")
+    page.goto(f"{served.base}/#player/demo?frame=7")  # a fresh load, as a search result does
+    _wait_frame(page, 7)
+    _assert_root_drawn_at(page, labels[7])
+    assert page.locator("#player dd[data-field='frame']").inner_text() == "7"
+
+
+def test_a_session_without_video_still_draws_its_labels(page, served, demo_sessions):
+    labels = _labels(demo_sessions / "demo")
+    (demo_sessions / "demo" / "video.mkv").unlink()
+    page.goto(f"{served.base}/#player/demo?frame=5")
+    page.wait_for_selector("#player[data-frame='5'][data-state='still'][data-video='none']",
+                           timeout=30_000)
+    _assert_root_drawn_at(page, labels[5])
+    box = page.locator("#player canvas").bounding_box()
+    assert box["height"] > 0.5 * box["width"] * 180 / 320  # the stage keeps the frame's shape

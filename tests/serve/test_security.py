@@ -44,6 +44,16 @@ def test_a_missing_or_wrong_token_is_refused(served, path, given):
     assert _error(status, head, body)["code"] == "token_refused"
 
 
+@pytest.mark.parametrize("path", ["/%61pi/sessions", "/api/%73essions", "/media/%64emo/video",
+                                  "/api/sessions/demo%2Fvideo", "/static/../api/sessions",
+                                  "/api/./sessions"])
+def test_encoded_or_dotted_spellings_of_a_guarded_route_need_the_token(served, path):
+    status, head, body = request(served.base, path)
+    assert status in (403, 404), (path, status)
+    _error(status, head, body)
+    assert b"sessions\":" not in body and b"ftyp" not in body
+
+
 def test_a_wrong_cookie_is_refused_and_the_right_one_accepted(served):
     status, head, body = request(served.base, "/api/sessions",
                                  headers={"Cookie": "stpe_token=wrong"})

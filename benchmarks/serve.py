@@ -1,0 +1,161 @@
+"""`stpe serve` on a one-hour session: listing, opening and seeking in the player, timed
+through the real server over HTTP, against a pandas scan of the same labels.parquet (what a
+user would write: `pd.read_parquet` then pick the rows).
+
+The session: the demo world's labels at 60 fps computed by the real chain (`stpe labels` on
+`--real-frames` frames of demo state), repeated with frame numbers and times renumbered to
+`--hours` of 60 fps frames (216,000 for one hour), written with the labels writer
+(`pipeline.labels.write_labels`, so the file has the writer's schema, compression and row
+groups), beside an aligned.parquet repeated the same way. No video is encoded: the MP4 made
+for the browser on a session's first open is not part of these times.
+
+  list   GET /api/sessions (the folder holds --sessions copies of the session)
+  open   GET /api/sessions/<id>, /events and the first label window (200 frames)
+  seek   GET /api/sessions/<id>/labels for 200 frames in the middle
+
+Run: python benchmarks/serve.py [--hours 1] [--sessions 1] [--real-frames 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from capture import Session
+from pipeline.demo import build_sample
+from pipeline.labels import Labels, compute_labels, write_labels
+from serve import ServeContext, ServeThread
+from tests.pipeline.demo_session import VIEWPORT, demo_states
+from tests.pipeline.session_kit import make_session
+
+FPS = 60.0
+WINDOW = 200
+
+
+def _renumbered(table: pa.Table, copies: int, frames: int) -> pa.Table:
+    """`table` repeated `copies` times with frame_index, seq, t and pts_us continuing."""
+    parts = []
+    for k in range(copies):
+        part = table
+        for name, step in (("frame_index", frames), ("seq", frames), ("t", frames / FPS),
+                           ("pts_us", round(frames / FPS * 1e6))):
+            if name in part.column_names:
+                column = part.column(name)
+                moved = pc.add(column, pa.scalar(step * k, column.type))
+                part = part.set_column(part.column_names.index(name), name, moved)
+        parts.append(part)
+    return pa.concat_tables(parts).slice(0)
+
+
+def build(root: Path, hours: float, real_frames: int) -> Path:
+    states = demo_states(real_frames, every=1)
+    samples = [build_sample(s, seq=i, client_t=10.0 + s.t, dt=1 / FPS,
+                            wall_ms=1_700_000_000_000, viewport=VIEWPORT)
+               for i, s in enumerate(states)]
+    path = make_session(root, samples, list(range(real_frames)),
+                        [i / FPS for i in range(real_frames)], size=VIEWPORT, name="hour")
+    session = Session.open(path)
+    labels = compute_labels(session)
+    total = round(hours * 3600 * FPS)
+    copies = -(-total // real_frames)
+    table = _renumbered(labels.table, copies, real_frames).slice(0, total)
+    events = [{**e, "start_frame": e["start_frame"] + k * real_frames,
+               "end_frame": e["end_frame"] + k * real_frames,
+               "start_t": e["start_t"] + k * real_frames / FPS,
+               "end_t": e["end_t"] + k * real_frames / FPS}
+              for k in range(copies) for e in labels.events
+              if e["end_frame"] + k * real_frames < total]
+    write_labels(session, Labels(table=table, events=events, summary=labels.summary))
+    aligned = pq.read_table(path / "aligned.parquet")
+    pq.write_table(_renumbered(aligned, copies, real_frames).slice(0, total),
+                   path / "aligned.parquet")
+    return path
+
+
+def _best_of(fn, repeat: int = 5) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--real-frames", type=int, default=3000)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="stpe-serve-bench-"))
+    try:
+        start = time.perf_counter()
+        path = build(root, args.hours, args.real_frames)
+        for k in range(1, args.sessions):
+            shutil.copytree(path, root / f"hour{k}")
+        labels = path / "labels.parquet"
+        rows = pq.read_metadata(labels).num_rows
+        print(f"{rows} frames, labels.parquet {labels.stat().st_size / 1e6:.1f} MB, "
+              f"{pq.read_metadata(labels).num_row_groups} row groups, {args.sessions} "
+              f"session(s); built in {time.perf_counter() - start:.0f} s")
+        middle = rows // 2
+
+        with ServeThread(ServeContext.for_sessions(root)) as server:
+            def get(path: str) -> object:
+                req = urllib.request.Request(server.base_url + path,
+                                             headers={"X-STPE-Token": server.token})
+                with urllib.request.urlopen(req) as response:
+                    return json.loads(response.read())
+
+            def open_session() -> object:
+                detail = get("/api/sessions/hour")
+                get("/api/sessions/hour/events")
+                return detail, get(f"/api/sessions/hour/labels?start=0&count={WINDOW}")
+
+            list_s, listed = _best_of(lambda: get("/api/sessions"))
+            open_s, _ = _best_of(open_session)
+            seek_s, window = _best_of(
+                lambda: get(f"/api/sessions/hour/labels?start={middle}&count={WINDOW}"))
+
+        def pandas_list() -> list[int]:
+            return [len(pd.read_parquet(p / "labels.parquet", columns=["frame_index", "t"]))
+                    for p in sorted(root.iterdir()) if (p / "labels.parquet").is_file()]
+
+        def pandas_seek() -> pd.DataFrame:
+            frame = pd.read_parquet(labels)
+            return frame[(frame.frame_index >= middle) & (frame.frame_index < middle + WINDOW)]
+
+        pandas_list_s, _ = _best_of(pandas_list, 3)
+        pandas_seek_s, picked = _best_of(pandas_seek, 3)
+        assert len(listed["sessions"]) == args.sessions
+        assert [r["frame_index"] for r in window["rows"]] == picked.frame_index.tolist()
+        assert np.allclose([r["root_px"] for r in window["rows"]],
+                           np.stack(picked.root_px.to_numpy()))
+        print(f"list  {list_s * 1e3:8.1f} ms   pandas {pandas_list_s * 1e3:8.1f} ms   "
+              f"ratio {pandas_list_s / list_s:6.1f}x")
+        print(f"open  {open_s * 1e3:8.1f} ms   pandas {pandas_seek_s * 1e3:8.1f} ms   "
+              f"ratio {pandas_seek_s / open_s:6.1f}x")
+        print(f"seek  {seek_s * 1e3:8.1f} ms   pandas {pandas_seek_s * 1e3:8.1f} ms   "
+              f"ratio {pandas_seek_s / seek_s:6.1f}x")
+        total = list_s + open_s + seek_s
+        print(f"list + open + seek {total * 1e3:.1f} ms (target < 1000 ms)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
