@@ -66,9 +66,13 @@ class FieldSpec:
 
 
 # yaw rate about world +Y (positive: turning left), deg/s: the camera-frame angular velocity
-# rotated into the world by R_wc^T, whose second column is T_cam_world[1, 5, 9] (row-major)
-_YAW = ("degrees(\"T_cam_world\"[2] * \"cam_angular_velocity\"[1] + \"T_cam_world\"[6] * "
-        "\"cam_angular_velocity\"[2] + \"T_cam_world\"[10] * \"cam_angular_velocity\"[3])")
+# rotated into the world, of which only the up component is needed: row 1 of the
+# camera-to-world rotation of cam_quat_xyzw, (2(xy + wz), 1 - 2(x^2 + z^2), 2(yz - wx)),
+# dotted with cam_angular_velocity (4 doubles read per row instead of T_cam_world's 16)
+_Q, _W = '"cam_quat_xyzw"', '"cam_angular_velocity"'
+_YAW = (f"degrees(2 * ({_Q}[1] * {_Q}[2] + {_Q}[4] * {_Q}[3]) * {_W}[1] + "
+        f"(1 - 2 * ({_Q}[1] * {_Q}[1] + {_Q}[3] * {_Q}[3])) * {_W}[2] + "
+        f"2 * ({_Q}[2] * {_Q}[3] - {_Q}[4] * {_Q}[1]) * {_W}[3])")
 _NORM3 = "sqrt({c}[1] * {c}[1] + {c}[2] * {c}[2] + {c}[3] * {c}[3])"
 
 DERIVED: tuple[tuple[FieldSpec, frozenset[str]], ...] = (
@@ -76,9 +80,9 @@ DERIVED: tuple[tuple[FieldSpec, frozenset[str]], ...] = (
                "the character is off the ground (not grounded)"), frozenset({"grounded"})),
     (FieldSpec("cam_yaw_rate", _YAW, "number", "deg/s",
                "camera yaw rate about world up, positive turning left"),
-     frozenset({"T_cam_world", "cam_angular_velocity"})),
+     frozenset({"cam_quat_xyzw", "cam_angular_velocity"})),
     (FieldSpec("cam_turn_rate", f"abs({_YAW})", "number", "deg/s",
-               "camera yaw rate either way"), frozenset({"T_cam_world", "cam_angular_velocity"})),
+               "camera yaw rate either way"), frozenset({"cam_quat_xyzw", "cam_angular_velocity"})),
     (FieldSpec("cam_rotation_rate", "degrees(" + _NORM3.format(c='"cam_angular_velocity"') + ")",
                "number", "deg/s", "camera angular speed about any axis"),
      frozenset({"cam_angular_velocity"})),
