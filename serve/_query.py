@@ -10,15 +10,19 @@ ids and values are all bound parameters; the only SQL text built here is the pre
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from capture._layout import ANNOTATIONS, LABELS
 from serve._filters import FieldSpec, FilterError, StateFilter, compile_filter, fields_from_schema
+
+logger = logging.getLogger(__name__)
 
 _FILES = ("(SELECT unnest(?::VARCHAR[]) AS filename, unnest(?::VARCHAR[]) AS session) AS f")
 
@@ -42,10 +46,20 @@ class Page:
     total: int
 
 
+def _readable(path: Path) -> bool:
+    try:
+        pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        logger.warning("leaving %s out of searches: %s", path, exc)
+        return False
+    return True
+
+
 def label_files(sessions: Mapping[str, Path]) -> dict[str, str]:
-    """{labels.parquet path: session id} of the sessions that have labels."""
+    """{labels.parquet path: session id} of the sessions that have readable labels (an
+    unreadable file is left out, logged, rather than failing every search)."""
     return {str(path / LABELS): sid for sid, path in sorted(sessions.items())
-            if (path / LABELS).is_file()}
+            if (path / LABELS).is_file() and _readable(path / LABELS)}
 
 
 def caption_files(sessions: Mapping[str, Path]) -> dict[str, str]:
@@ -53,7 +67,8 @@ def caption_files(sessions: Mapping[str, Path]) -> dict[str, str]:
     out: dict[str, str] = {}
     for sid, path in sorted(sessions.items()):
         for shard in sorted((path / ANNOTATIONS / "caption").glob("shard-*.parquet")):
-            out[str(shard)] = sid
+            if _readable(shard):
+                out[str(shard)] = sid
     return out
 
 

@@ -143,3 +143,16 @@ def test_caption_text_case_insensitive_with_model_captions(sessions: dict[str, P
         assert search_captions(sessions, "turns left at 90", 500, 0).total == len(want) + 1
     finally:
         shard.unlink()
+
+
+def test_an_unreadable_label_file_is_left_out(sessions: dict[str, Path], tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "labels.parquet").write_bytes(b"PAR1 not really")
+    both = {**sessions, "broken": broken}
+    query = StateFilter.model_validate({"where": [{"field": "speed", "op": ">", "value": 0}],
+                                        "limit": 500})
+    assert search_state(both, query) == search_state(sessions, query)
+    assert search_captions(both, "turns", 10, 0) == search_captions(sessions, "turns", 10, 0)
+    assert "leaving" in caplog.text and "broken" in caplog.text
