@@ -39,11 +39,15 @@ function renderJob(row, job, api) {
     el("td", {}, [cancel]));
 }
 
+function sessionOptions(sessions) {
+  return sessions.map((s) => el("option", { value: s.id, textContent: s.id }));
+}
+
 function startForm(api, sessions, say) {
   const kind = el("select", { className: "kind" },
     ["align", "labels", "annotate", "export"].map((k) => el("option", { value: k, textContent: k })));
-  const picked = el("select", { className: "sessions", multiple: true, size: Math.min(6, Math.max(2, sessions.length)) },
-    sessions.map((s) => el("option", { value: s.id, textContent: s.id })));
+  const picked = el("select", { className: "sessions", multiple: true, size: 6 },
+    sessionOptions(sessions));
   const format = el("select", { className: "format" },
     ["lerobot", "webdataset", "parquet", "coco"].map((f) => el("option", { value: f, textContent: f })));
   const stages = el("input", { className: "stages", value: "embed,segment,caption", title: "annotate stages" });
@@ -123,7 +127,8 @@ export async function mount(element, api) {
   const table = el("table", { className: "jobs" }, [
     el("thead", {}, [el("tr", {}, ["started", "job", "state", "progress", "outcome", ""]
       .map((t) => el("th", { textContent: t })))]), body]);
-  element.replaceChildren(el("h2", { textContent: "Jobs" }), startForm(api, sessions, say),
+  const start = startForm(api, sessions, say);
+  element.replaceChildren(el("h2", { textContent: "Jobs" }), start,
     el("h3", { textContent: "Import" }), importForm(say), message, table);
 
   const rows = new Map();
@@ -146,5 +151,14 @@ export async function mount(element, api) {
   });
   events.addEventListener("job", (event) => show(JSON.parse(event.data)));
   events.addEventListener("error", () => { element.dataset.live = "false"; });
-  return {};
+  // on each visit: the sessions again (an import may have made one), keeping the picks
+  return {
+    async show() {
+      const picks = new Set([...start.querySelector("select.sessions").selectedOptions].map((o) => o.value));
+      const fresh = (await api.getJSON("/api/sessions")).sessions;
+      const options = sessionOptions(fresh);
+      for (const option of options) option.selected = picks.has(option.value);
+      start.querySelector("select.sessions").replaceChildren(...options);
+    },
+  };
 }

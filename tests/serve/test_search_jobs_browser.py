@@ -123,6 +123,11 @@ def test_upload_a_video_and_state_log(page, demo_sessions: Path) -> None:
     made = Session.open(demo_sessions / "uploaded")
     assert pq.read_metadata(made.path / "aligned.parquet").num_rows == \
         len(Session.open(demo).read_frames())
+    base = page.url.split("#")[0]
+    page.goto(base + "#sessions")
+    page.wait_for_selector("#sessions tr[data-session='uploaded']")
+    page.goto(base + "#jobs")
+    page.wait_for_selector("#jobs select.sessions option[value='uploaded']", state="attached")
     page.fill("#jobs input.import-name", "uploaded")
     page.click("#jobs form.import button[type=submit]")
     page.wait_for_function("() => document.querySelector('#jobs p.info').textContent"
