@@ -57,6 +57,7 @@ class AnnotateJob(_Job):
     stages: list[Literal["embed", "segment", "caption", "video"]] = Field(
         default_factory=lambda: ["embed", "segment", "caption"], min_length=1, max_length=4)
     device: Literal["auto", "cuda", "cpu"] = "auto"
+    dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
     embed_model: ModelRef | None = None
     segment_model: ModelRef | None = None
     caption_model: ModelRef | None = None
@@ -125,7 +126,7 @@ def _labels(request: LabelsJob, folders: list[str], out: Path) -> list[str]:
 
 def _annotate(request: AnnotateJob, folders: list[str], out: Path) -> list[str]:
     return ["annotate", *folders, f"--stages={','.join(request.stages)}",
-            *_options(request, ("device", "embed_model", "segment_model", "caption_model",
+            *_options(request, ("device", "dtype", "embed_model", "segment_model", "caption_model",
                                 "video_model"))]
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -190,3 +191,41 @@ def test_jobs_need_the_token(served) -> None:
                            headers={"Content-Length": "2"})
     assert status == 403
     shutil.rmtree(served.ctx.work_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Tiny random-weight checkpoints shaped like the hub repositories (as the pipeline
+    tests build them, in the same place)."""
+    pytest.importorskip("transformers")
+    from tests.pipeline.annotate_fixtures import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.getbasetemp() / "annotate-models")
+
+
+@pytest.mark.timeout(600)
+def test_annotate_job_then_search_by_example(served, demo_sessions: Path,
+                                             tiny_models: dict[str, str]) -> None:
+    from safetensors.numpy import load_file
+
+    status, job = _post(served, "/api/jobs", {"job": {
+        "kind": "annotate", "sessions": ["demo"], "stages": ["embed"], "device": "cpu",
+        "dtype": "fp32", "embed_model": tiny_models["embed"]}})
+    assert status == 201, job
+    done = _wait(served, job["id"], timeout=500)
+    assert done["state"] == "done", done
+    shards = sorted((demo_sessions / "demo" / "annotations" / "embed")
+                    .glob("shard-*.safetensors"))
+    frames = np.concatenate([load_file(str(s))["frame_index"] for s in shards])
+    vectors = np.concatenate([load_file(str(s))["cls"] for s in shards]).astype(np.float64)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    example = 5
+    scores = unit @ unit[list(frames).index(example)]
+    order = sorted(range(len(frames)), key=lambda i: (-scores[i], frames[i]))[:6]
+    status, body = _post(served, "/api/search/similar", {"session": "demo", "frame": example,
+                                                         "limit": 6})
+    assert status == 200
+    assert [r["frame"] for r in body["results"]] == [int(frames[i]) for i in order]
+    assert [r["score"] for r in body["results"]] == pytest.approx(
+        [scores[i] for i in order], abs=1e-5)
+    assert body["results"][0]["frame"] == example
