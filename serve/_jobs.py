@@ -86,6 +86,8 @@ JobRequest = Annotated[AlignJob | LabelsJob | AnnotateJob | ExportJob,
 
 
 class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     job: JobRequest
 
 

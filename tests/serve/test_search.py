@@ -9,9 +9,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from serve._filters import FilterError, StateFilter
+from serve._filters import Condition, FilterError, StateFilter, compile_filter, fields_from_schema
 from serve._query import search_captions, search_state
 from tests.serve.search_kit import turning_session, yaw_rate_at
 
@@ -156,3 +158,33 @@ def test_an_unreadable_label_file_is_left_out(sessions: dict[str, Path], tmp_pat
     assert search_state(both, query) == search_state(sessions, query)
     assert search_captions(both, "turns", 10, 0) == search_captions(sessions, "turns", 10, 0)
     assert "leaving" in caplog.text and "broken" in caplog.text
+
+
+_SCHEMA = pa.schema([("speed", pa.float64()), ("grounded", pa.bool_()),
+                     ("humanoid_state", pa.string()), ("keys", pa.list_(pa.string()))])
+_VALUES = st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False),
+                    st.text(max_size=40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(["speed", "grounded", "humanoid_state", "key", "airborne"]),
+       op=st.sampled_from(["=", "!=", "<", "<=", ">", ">=", "between", "in"]),
+       first=st.one_of(_VALUES, st.lists(_VALUES, max_size=3)),
+       second=st.one_of(_VALUES, st.lists(_VALUES, max_size=3)))
+def test_values_never_reach_the_sql_text(field, op, first, second) -> None:
+    """Whatever the values, the SQL is the same for the same field and op (values are only
+    parameters), or the condition is refused with a FilterError."""
+    fields = fields_from_schema(_SCHEMA)
+    out = []
+    for value in (first, second):
+        try:
+            out.append(compile_filter([Condition(field=field, op=op, value=value)], fields))
+        except FilterError:
+            out.append(None)
+    sqls = {sql for sql, _ in filter(None, out)}
+    assert len(sqls) <= 1 or (op == "in" and all(o is not None for o in out))
+    for compiled, value in zip(out, (first, second), strict=True):
+        if compiled is not None:
+            values = value if isinstance(value, list) else [value]
+            assert compiled[0].count("?") == len(compiled[1])
+            assert compiled[1] in (values, [values])
