@@ -17,7 +17,11 @@ for the browser on a session's first open is not part of these times.
          columns of every file and computing the camera's yaw rate with numpy; both
          answers are checked to be the same frames
 
-Run: python benchmarks/serve.py [--hours 1] [--sessions 1] [--real-frames 3000]
+`--video WxH` also encodes a video of that size with one frame per label row (slow: about a
+minute for an hour at 64x36) and times the one-time copy into MP4 for the browser
+(`serve._media.remux_mp4`) against `ffmpeg -c copy` on the same file.
+
+Run: python benchmarks/serve.py [--hours 1] [--sessions 1] [--real-frames 3000] [--video 64x36]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,9 +45,11 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capture import Session
+from capture._video import VideoWriter
 from pipeline.demo import build_sample
 from pipeline.labels import Labels, compute_labels, write_labels
 from serve import ServeContext, ServeThread
+from serve._media import remux_mp4
 from tests.pipeline.demo_session import VIEWPORT, demo_states
 from tests.pipeline.session_kit import make_session
 
@@ -110,6 +117,24 @@ def pandas_query(root: Path) -> list[tuple[str, int]]:
     return found
 
 
+def remux_times(folder: Path, frames: int, size: str) -> None:
+    """Encode `frames` frames at 60 fps into folder/video.mkv, then time both copies."""
+    width, height = (int(v) for v in size.split("x"))
+    image = np.zeros((height, width, 3), np.uint8)
+    with VideoWriter(folder / "video.mkv", width, height, fps_hint=FPS,
+                     preset="ultrafast") as out:
+        for i in range(frames):
+            image[:, :, 0] = i % 256
+            out.write(image, round(i / FPS * 1000) * 1000)
+    ours_s, _ = _best_of(lambda: remux_mp4(folder / "video.mkv", folder / "ours.mp4"), 3)
+    ffmpeg = ["ffmpeg", "-v", "error", "-y", "-i", str(folder / "video.mkv"), "-c", "copy",
+              "-movflags", "+faststart", str(folder / "ffmpeg.mp4")]
+    peer_s, _ = _best_of(lambda: subprocess.run(ffmpeg, check=True), 3)
+    print(f"mp4   {ours_s * 1e3:8.1f} ms   ffmpeg {peer_s * 1e3:8.1f} ms   "
+          f"ratio {peer_s / ours_s:6.2f}x   ({frames} frames {size}, "
+          f"{(folder / 'video.mkv').stat().st_size / 1e6:.1f} MB, once per session)")
+
+
 def _best_of(fn, repeat: int = 5) -> tuple[float, object]:
     best, out = float("inf"), None
     for _ in range(repeat):
@@ -124,6 +149,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--real-frames", type=int, default=3000)
+    parser.add_argument("--video", metavar="WxH", default=None)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="stpe-serve-bench-"))
     try:
@@ -191,6 +217,8 @@ def main() -> None:
               f"{args.sessions} session(s); target < 1000 ms)")
         total = list_s + open_s + seek_s
         print(f"list + open + seek {total * 1e3:.1f} ms (target < 1000 ms)")
+        if args.video:
+            remux_times(root, rows, args.video)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

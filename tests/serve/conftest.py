@@ -60,8 +60,9 @@ def served(demo_sessions: Path) -> Iterator[Served]:
         yield Served(base=server.base_url, token=server.token, ctx=ctx)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _browser() -> Iterator[object]:
+    """Chromium for one test module (Playwright's loop lives no longer than the module)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"{CHROMIUM} is missing; run scripts/install-system.sh")

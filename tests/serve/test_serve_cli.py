@@ -70,3 +70,29 @@ def test_a_missing_sessions_folder_is_a_usage_error(tmp_path):
     process = _serve("--sessions", str(tmp_path / "nowhere"))
     _, err = process.communicate(timeout=60)
     assert process.returncode == 2 and "does not exist" in err.decode()
+
+
+def test_json_gives_the_address_as_one_document(demo_sessions):
+    process = _serve("--sessions", str(demo_sessions), "--port", "0", "--json")
+    text = b""
+    try:
+        while True:
+            line = process.stdout.readline()
+            assert line, process.stderr.read().decode()
+            text += line
+            if line.rstrip() == b"}":
+                break
+        document = json.loads(text)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        process.stderr.close()
+    assert document["command"] == "serve"
+    assert document["sessions"] == str(demo_sessions.resolve())
+    url = urlsplit(document["url"])
+    assert (url.scheme, url.hostname, url.port, url.path) == \
+        ("http", "127.0.0.1", document["port"], "/")
+    assert len(parse_qs(url.query)["token"][0]) >= 32  # secrets.token_urlsafe(24)
