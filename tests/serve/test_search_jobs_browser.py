@@ -50,6 +50,10 @@ def test_state_query_with_a_known_answer(page, demo_sessions: Path) -> None:
     page.wait_for_function("img => img.complete && img.naturalWidth > 0",
                            arg=first.element_handle())
     assert page.evaluate("img => img.naturalWidth", first.element_handle()) == 320
+    frame = want[-1][1]
+    page.click(f"#search figure.hit[data-frame='{frame}'] a")
+    page.wait_for_selector(f"#player[data-frame='{frame}']", timeout=30_000)
+    assert page.url.endswith(f"#player/demo?frame={frame}")
 
 
 def test_caption_query_with_a_known_answer(page, demo_sessions: Path) -> None:
