@@ -142,6 +142,6 @@ def make_app(ctx: ServeContext, token: str) -> web.Application:
     for name in FEATURES:
         module = importlib.import_module(f"serve.{name}")
         app.router.add_routes(module.routes(ctx))
-        if hasattr(module, "on_cleanup"):  # a feature with work to stop when the server does
-            app.on_cleanup.append(lambda app, stop=module.on_cleanup: stop(ctx))
+        if hasattr(module, "on_shutdown"):  # a feature with work to stop when the server does
+            app.on_shutdown.append(lambda app, stop=module.on_shutdown: stop(ctx))
     return app

@@ -171,8 +171,9 @@ def manager_of(ctx: ServeContext) -> JobManager:
 _MANAGERS: dict[ServeContext, JobManager] = {}
 
 
-async def on_cleanup(ctx: ServeContext) -> None:
-    """Terminate the server's running jobs when it stops."""
+async def on_shutdown(ctx: ServeContext) -> None:
+    """When the server stops: end the event streams (or the server would wait for them)
+    and terminate the running jobs."""
     manager = _MANAGERS.pop(ctx, None)
     if manager is not None:
         await manager.close()
@@ -221,6 +222,8 @@ def routes(ctx: ServeContext) -> list[web.RouteDef]:
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
                     continue
+                if job is None:  # the server stops
+                    break
                 await response.write(_event("job", job))
         except (ConnectionResetError, asyncio.CancelledError):
             pass

@@ -29,6 +29,7 @@ from serve._jobstore import FINISHED, LOG_LINES, JobRecord, Kind, Progress, load
 logger = logging.getLogger(__name__)
 
 SAVE_EVERY_S = 1.0
+QUEUE = 1000  # job changes held for one event stream
 
 
 def new_job_id() -> str:
@@ -46,7 +47,7 @@ class JobManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._after: dict[str, Callable[[JobRecord], None]] = {}
         self._cancelled: set[str] = set()
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._slot: asyncio.Lock | None = None
         self._saved_at: dict[str, float] = {}
 
@@ -55,20 +56,22 @@ class JobManager:
         return [j.public() for j in sorted(self.jobs.values(),
                                            key=lambda j: (-j.created_ns, j.id))]
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        """A queue of job changes (None: the stream ends)."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=QUEUE)
         self._subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         self._subscribers.discard(queue)
 
     async def _update(self, job_id: str, *, force: bool = True, **changes: Any) -> JobRecord:
         job = self.jobs[job_id].model_copy(update=changes)
         self.jobs[job_id] = job
         for queue in list(self._subscribers):
-            if queue.full():
-                self._subscribers.discard(queue)  # a stalled page; it reconnects
+            if queue.qsize() >= QUEUE - 1:  # a stalled page: dropped (it reconnects)
+                self._subscribers.discard(queue)
+                queue.put_nowait(None)
             else:
                 queue.put_nowait(job.public())
         now = time.monotonic()
@@ -161,7 +164,11 @@ class JobManager:
                            log=log)
 
     async def close(self) -> None:
-        """Terminate the running jobs' processes (the server stops)."""
+        """End every subscriber's stream and terminate the running jobs' processes (the
+        server stops)."""
+        for queue in list(self._subscribers):
+            queue.put_nowait(None)  # room is kept for it: see _update
+        self._subscribers.clear()
         for job_id, process in list(self._processes.items()):
             if process.returncode is None:
                 self._cancelled.add(job_id)

@@ -229,3 +229,19 @@ def test_annotate_job_then_search_by_example(served, demo_sessions: Path,
     assert [r["score"] for r in body["results"]] == pytest.approx(
         [scores[i] for i in order], abs=1e-5)
     assert body["results"][0]["frame"] == example
+
+
+def test_the_server_stops_with_an_event_stream_open(demo_sessions: Path) -> None:
+    import http.client
+
+    server = ServeThread(ServeContext.for_sessions(demo_sessions), port=0).start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("GET", "/api/jobs/events", headers={"X-STPE-Token": server.token})
+    response = conn.getresponse()
+    assert response.readline() == b"event: jobs\n"
+    start = time.monotonic()
+    server.stop()
+    assert time.monotonic() - start < 10  # not aiohttp's graceful wait for the stream
+    while response.readline():  # the stream ends
+        pass
+    conn.close()
