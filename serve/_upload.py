@@ -61,7 +61,7 @@ async def _stream(part: BodyPartReader, field: str, target: Path) -> int:
     """Copy one file part to `target`, checking its type, its size and (state logs) its
     line lengths as it arrives; returns the bytes written."""
     written, line = 0, 0
-    with open(target, "wb") as f:
+    with await asyncio.to_thread(open, target, "wb") as f:
         while chunk := await part.read_chunk(CHUNK):
             if written == 0 and not _looks_like(field, chunk[:64]):
                 raise refuse(415, "wrong_type", f"{field}: the file does not look like "
@@ -152,7 +152,7 @@ def routes(ctx: ServeContext) -> list[web.RouteDef]:
         await asyncio.to_thread(staging.mkdir, parents=True)
         try:
             fields, files = await _receive(request, staging)
-            argv = _argv(ctx, fields, files)
+            argv = await asyncio.to_thread(_argv, ctx, fields, files)
         except BaseException:  # refused, truncated or dropped: nothing is kept
             await asyncio.to_thread(shutil.rmtree, staging, True)
             raise
