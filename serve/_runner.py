@@ -110,22 +110,26 @@ class JobManager:
     async def _run(self, job_id: str) -> None:
         if self._slot is None:
             self._slot = asyncio.Lock()
+        ending: dict[str, Any] = {}
         try:
             async with self._slot:
-                if job_id in self._cancelled:
-                    return
-                await self._execute(job_id)
+                if job_id not in self._cancelled:
+                    ending = await self._execute(job_id)
         except Exception as exc:  # a job must end in a state, whatever failed here
             logger.exception("job %s failed to run", job_id)
-            await self._update(job_id, state="failed", finished_ns=time.time_ns(),
-                               error=f"the job could not run: {exc}")
+            ending = {"state": "failed", "finished_ns": time.time_ns(),
+                      "error": f"the job could not run: {exc}"}
         finally:
+            # clean up first, so that a page told the job ended finds it cleaned up
             after = self._after.pop(job_id, None)
             if after is not None:
-                await asyncio.to_thread(after, self.jobs[job_id])
+                await asyncio.to_thread(after, self.jobs[job_id].model_copy(update=ending))
+            if ending:
+                await self._update(job_id, **ending)
             self._tasks.pop(job_id, None)
 
-    async def _execute(self, job_id: str) -> None:
+    async def _execute(self, job_id: str) -> dict[str, Any]:
+        """Run the job's command; returns the changes that end its record."""
         env = {**os.environ, PROGRESS_ENV: "json", "PYTHONUNBUFFERED": "1"}
         argv = self.jobs[job_id].argv
         process = await asyncio.create_subprocess_exec(
@@ -159,9 +163,9 @@ class JobManager:
             state = "done" if code == 0 else "failed"
             if code != 0:
                 error = document.get("error") or error or f"the command exited with {code}"
-        await self._update(job_id, state=state, exit_code=code, finished_ns=time.time_ns(),
-                           error=error, result=None if "error" in document else document,
-                           log=log)
+        return {"state": state, "exit_code": code, "finished_ns": time.time_ns(),
+                "error": error, "result": None if "error" in document else document,
+                "log": log}
 
     async def close(self) -> None:
         """End every subscriber's stream and terminate the running jobs' processes (the

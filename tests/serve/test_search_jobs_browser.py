@@ -136,3 +136,18 @@ def test_upload_a_video_and_state_log(page, demo_sessions: Path) -> None:
     page.click("#jobs form.import button[type=submit]")
     page.wait_for_function("() => document.querySelector('#jobs p.info').textContent"
                            ".includes('already exists')")
+
+
+def test_cancel_a_running_job(page, demo_sessions: Path) -> None:
+    """The child process needs over a second to start Python and import the export stack
+    before it can finish; the click comes as soon as the row says "running"."""
+    page.goto(page.url.split("#")[0] + "#jobs")
+    page.wait_for_selector("#jobs[data-live='true']")
+    page.select_option("#jobs select.kind", "export")
+    page.select_option("#jobs select.sessions", ["demo"])
+    page.select_option("#jobs form.start-job select.format", "lerobot")
+    page.click("#jobs form.start-job button[type=submit]")
+    page.click("#jobs table.jobs tr[data-state='running'] button.cancel")
+    page.wait_for_selector("#jobs table.jobs tr[data-state='cancelled']", timeout=60_000)
+    exports = demo_sessions / ".stpe-serve" / "exports"
+    assert not exports.exists() or not any(exports.iterdir())  # the partial dataset went
