@@ -154,11 +154,13 @@ export async function mount(element, api) {
   // on each visit: the sessions again (an import may have made one), keeping the picks
   return {
     async show() {
-      const picks = new Set([...start.querySelector("select.sessions").selectedOptions].map((o) => o.value));
       const fresh = (await api.getJSON("/api/sessions")).sessions;
+      // the picks are read after the answer came, so one made meanwhile is kept too
+      const select = start.querySelector("select.sessions");
+      const picks = new Set([...select.selectedOptions].map((o) => o.value));
       const options = sessionOptions(fresh);
       for (const option of options) option.selected = picks.has(option.value);
-      start.querySelector("select.sessions").replaceChildren(...options);
+      select.replaceChildren(...options);
     },
   };
 }
