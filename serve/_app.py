@@ -27,7 +27,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 COOKIE = "stpe_token"
 GUARDED = ("/api/", "/media/")
 # Each module has `routes(ctx) -> list[web.RouteDef]`; a new feature adds its name here.
-FEATURES = ("_sessions", "_media")
+FEATURES = ("_sessions", "_media", "_search", "_jobs", "_upload")
 
 _HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -142,4 +142,6 @@ def make_app(ctx: ServeContext, token: str) -> web.Application:
     for name in FEATURES:
         module = importlib.import_module(f"serve.{name}")
         app.router.add_routes(module.routes(ctx))
+        if hasattr(module, "on_shutdown"):  # a feature with work to stop when the server does
+            app.on_shutdown.append(lambda app, stop=module.on_shutdown: stop(ctx))
     return app

@@ -3,7 +3,8 @@
     -v / -q / --json   accepted before or after the subcommand; added to every command by
                        the group, so a command body only asks `Output.current()`
     stdout             the command's result: human lines, or with --json one JSON document
-    stderr             progress, warnings, errors and next-step hints
+    stderr             progress, warnings, errors and next-step hints; with
+                       STPE_PROGRESS=json set, progress as JSON lines (`_progress.py`)
     SESSIONS           each a session folder or a folder of sessions (expanded, sorted)
 """
 
@@ -23,8 +24,10 @@ import click
 import orjson
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, ProgressColumn
 
 from capture._layout import MANIFEST
+from pipeline.commands._progress import JsonLinesProgress, json_progress_wanted
 
 F = TypeVar("F", bound=Callable[..., Any])
 _META = "stpe.output"
@@ -92,6 +95,14 @@ class Output:
     def progress_console(self) -> Console:
         """A stderr console for rich progress bars and spinners, silent under -q."""
         return make_console(stderr=True, quiet=self.quiet)
+
+    def progress_bar(self, *columns: str | ProgressColumn, transient: bool = True
+                     ) -> Progress:
+        """A progress bar on the progress console; JSON lines on stderr instead when the
+        environment sets STPE_PROGRESS=json (see `_progress.py`)."""
+        if json_progress_wanted():
+            return JsonLinesProgress(*columns, console=make_console(stderr=True, quiet=True))
+        return Progress(*columns, console=self.progress_console, transient=transient)
 
 
 def _plain(value: Any) -> Any:

@@ -8,7 +8,7 @@ import click
 import orjson
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TimeRemainingColumn
 from rich.table import Table
 
 from alignment import AlignmentReport, align_external, align_session
@@ -125,9 +125,8 @@ def command(sessions: tuple[Path, ...], state_log: Path | None, video: Path | No
     for path in sessions or [None]:
         if warnings.get(path):
             output.warn(warnings[path])
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=output.progress_console, transient=True) as bar:
+        with output.progress_bar("[progress.description]{task.description}", BarColumn(),
+                                 MofNCompleteColumn(), TimeRemainingColumn()) as bar:
             task = bar.add_task("reading the timecode", total=None)
 
             def progress(done: int, total: int, task: TaskID = task) -> None:

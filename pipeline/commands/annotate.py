@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
 
 from pipeline._errors import PipelineError
 from pipeline.commands._conventions import Output, session_words, sessions_argument
@@ -78,9 +78,9 @@ def command(sessions: list[Path], stages: str, device: str, allow_large_on_cpu: 
                                 caption_every=caption_every, max_side=max_side,
                                 max_pixels=max_pixels)
     output = Output.current()
-    console = output.progress_console
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+    with output.progress_bar("[progress.description]{task.description}", BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(),
+                             transient=False) as bar:
         tasks: dict[tuple[str, str], int] = {}
 
         def progress(session: str, stage: str, done: int, total: int) -> None:

@@ -36,6 +36,9 @@ class ExportOptions:
     splits: tuple[tuple[str, float], ...] = (("train", 1.0),)
     seed: int = 0
     license: str = "other"  # the card's license (a Hub license id)
+    # only these inclusive frame-index ranges of the named sessions (by folder name);
+    # a session not named keeps all its frames
+    frames: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
     on_image: Callable[[], None] | None = field(default=None, compare=False)  # per frame read
     # called with each output file once it is complete (object storage uploads it)
     on_file: Callable[[Path], None] | None = field(default=None, compare=False)
@@ -77,6 +80,13 @@ def _keep_rows(t: np.ndarray, has_state: np.ndarray, fps_cap: float | None) -> n
     return np.asarray(kept, dtype=np.int64)
 
 
+def _in_ranges(frame_index: np.ndarray, ranges: tuple[tuple[int, int], ...]) -> np.ndarray:
+    inside = np.zeros(len(frame_index), dtype=bool)
+    for first, last in ranges:
+        inside |= (frame_index >= first) & (frame_index <= last)
+    return inside
+
+
 def strip_rect(scale: np.ndarray, offset: np.ndarray, viewport_h: float,
                frame: tuple[int, int]) -> tuple[int, int, int, int]:
     """The timecode strip's rectangle in captured px (rounded outwards, inside the frame)."""
@@ -96,8 +106,11 @@ def load_session(path: Any, options: ExportOptions) -> SessionData:
         raise PipelineError(f"{session.path}: labels.parquet does not match aligned.parquet; "
                             f"re-run `stpe labels {session.path}`")
     t = labels["t"].to_numpy()
-    keep = _keep_rows(t, labels["K"].is_valid().to_numpy(zero_copy_only=False),
-                      options.fps_cap)
+    wanted = labels["K"].is_valid().to_numpy(zero_copy_only=False)
+    ranges = dict(options.frames).get(session.path.name)
+    if ranges is not None:
+        wanted = wanted & _in_ranges(labels["frame_index"].to_numpy(), ranges)
+    keep = _keep_rows(t, wanted, options.fps_cap)
     if len(keep) == 0:
         raise PipelineError(f"{session.path} has no frames with state to export; check "
                             "the alignment report (alignment.json)")
