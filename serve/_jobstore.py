@@ -91,3 +91,21 @@ def load_all(work_dir: Path) -> list[JobRecord]:
             save(work_dir, job)
         jobs.append(job)
     return sorted(jobs, key=lambda j: (j.created_ns, j.id))
+
+
+def exports_by_session(work_dir: Path) -> dict[str, list[str]]:
+    """For each session, the datasets exported from it by finished export jobs (named
+    "<format> <job id>"), read without touching the records (a running server's jobs are
+    left as they are)."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(jobs_dir(work_dir).glob("*.json")):
+        try:
+            job = JobRecord.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            continue  # load_all logs it
+        if job.kind != "export" or job.state != "done":
+            continue
+        fmt = next((a.split("=", 1)[1] for a in job.argv if a.startswith("--format=")), "")
+        for session in job.sessions:
+            found.setdefault(session, []).append(f"{fmt} {job.id}".strip())
+    return found

@@ -21,6 +21,7 @@ from pipeline._errors import PipelineError
 from pipeline.labels import read_label_events
 from serve._context import ServeContext, resolve_session
 from serve._frames import MAX_COUNT, frame_extent, frame_window
+from serve._jobstore import exports_by_session
 from serve._summary import summarize
 
 
@@ -32,7 +33,8 @@ def _list(ctx: ServeContext) -> list[dict[str, Any]]:
             folders.append(resolve_session(ctx, child.name))
         except RefusedError:
             continue
-    summaries = [summarize(p) for p in folders]
+    exports = exports_by_session(ctx.work_dir)
+    summaries = [{**summarize(p), "exports": exports.get(p.name, [])} for p in folders]
     return sorted(summaries, key=lambda s: (-(s.get("created_wall_ns") or 0), s["id"]))
 
 
@@ -52,6 +54,7 @@ def routes(ctx: ServeContext) -> list[web.RouteDef]:
 
     def _detail(folder: Any) -> dict[str, Any]:
         summary = summarize(folder)
+        summary["exports"] = exports_by_session(ctx.work_dir).get(folder.name, [])
         summary["frames"] = frame_extent(folder) if (folder / LABELS).is_file() else None
         return summary
 

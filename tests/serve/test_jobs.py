@@ -57,6 +57,10 @@ def test_export_of_a_selection_runs_the_cli(served, demo_sessions: Path) -> None
     stored = json.loads((demo_sessions / ".stpe-serve" / "jobs" / f"{job['id']}.json")
                         .read_text())
     assert stored["state"] == "done" and stored["id"] == job["id"]
+    # the session list says what was derived: this export, and only on its session
+    status, listing = get_json(served.base, "/api/sessions", served.token)
+    exports = {s["id"]: s["exports"] for s in listing["sessions"]}
+    assert exports["demo"] == [f"parquet {job['id']}"] and exports["sim"] == []
 
 
 def test_a_failing_job_shows_the_cli_error(served, demo_sessions: Path) -> None:
