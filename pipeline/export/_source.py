@@ -23,7 +23,8 @@ Timecode = Literal["keep", "mask", "crop"]
 # docs/timecode.md: 40 x 3 cells of 8 viewport px at the viewport's bottom-left corner
 STRIP_CELLS = (40, 3)
 STRIP_CELL_PX = 8.0
-LABEL_BATCH = 1024  # rows of labels.parquet / aligned.parquet held at once
+LABEL_BATCH = 256  # rows of labels.parquet / aligned.parquet held at once (as Python
+# objects, a frame of 40 entities takes about 55 KB)
 
 
 @dataclass(frozen=True)
