@@ -45,6 +45,16 @@ def read_aligned_table(session: Session) -> pa.Table:
     return table
 
 
+def iter_parquet(file: pq.ParquetFile, columns: Sequence[str] | None,
+                 batch: int) -> Iterator[pa.RecordBatch]:
+    """The rows of `file` in order, `batch` at a time, one row group after the other:
+    iterating the whole file at once lets pyarrow read row groups ahead, and its memory
+    then grows with the file."""
+    for group in range(file.num_row_groups):
+        yield from file.iter_batches(batch_size=batch, row_groups=[group],
+                                     columns=list(columns) if columns else None)
+
+
 def iter_aligned(session: Session, columns: Sequence[str],
                  batch: int = 1024) -> Iterator[pa.Table]:
     """`<session>/aligned.parquet` in order, `batch` rows at a time, only those of `columns`
@@ -65,8 +75,7 @@ def iter_aligned(session: Session, columns: Sequence[str],
             if file.metadata.num_rows == 0:
                 raise PipelineError(f"{path} has no frames: nothing to label; check that the "
                                     "session recorded video and re-run `stpe align`")
-            for part in file.iter_batches(batch_size=batch,
-                                          columns=[c for c in columns if c in names]):
+            for part in iter_parquet(file, [c for c in columns if c in names], batch):
                 yield pa.Table.from_batches([part])
     except (pa.ArrowException, OSError) as exc:
         raise PipelineError(f"{path} is not a readable parquet file ({exc}); re-create it "

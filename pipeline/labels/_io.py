@@ -20,11 +20,12 @@ from capture import Session
 from capture._layout import LABEL_EVENTS, LABELS
 from pipeline._errors import PipelineError
 from pipeline.labels._compute import Labels
+from pipeline.labels._inputs import iter_parquet
 
 SUMMARY_KEY = b"stpe.labels.summary"
 # rows per parquet row group: a reader streaming the file holds one group (a few MB at a
 # few KB per frame), not the session
-ROW_GROUP = 4096
+ROW_GROUP = 1024
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -97,8 +98,7 @@ def iter_labels(session: Session, columns: Sequence[str] | None = None,
     path = _labels_path(session)
     try:
         with pq.ParquetFile(path) as file:
-            yield from file.iter_batches(batch_size=batch,
-                                         columns=list(columns) if columns else None)
+            yield from iter_parquet(file, columns, batch)
     except (pa.ArrowException, OSError) as exc:
         raise _unreadable(session, exc) from None
 

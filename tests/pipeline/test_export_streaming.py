@@ -151,7 +151,7 @@ def test_labels_are_written_in_row_groups(sessions, tmp_path, monkeypatch):
     from capture import Session
     from pipeline.labels import compute_labels, write_labels
 
-    monkeypatch.setattr(labels_io, "ROW_GROUP", 8)
+    monkeypatch.setattr(labels_io, "ROW_GROUP", 8)  # the real value is 1024
     session = Session.open(sessions[1])
     path, _ = write_labels(session, compute_labels(session))
     meta = pq.ParquetFile(path).metadata
