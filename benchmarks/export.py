@@ -13,7 +13,7 @@ JPEG, one pyarrow table; COCO = decode, JPEG files, one JSON. `--rss` runs each 
 a child process and reports its peak resident memory at each length, with the linear
 extrapolation to one hour at 60 frames/s; `--entities` adds tagged entities to every
 sample so the labels have the size of a busy scene's (each adds about 140 B per frame),
-and `--code DIR` measures another checkout of the tree on the same sessions.
+and `--code DIR` (repeatable) measures other checkouts of the tree on the same sessions.
 """
 
 from __future__ import annotations
@@ -176,9 +176,9 @@ print(int(status.split()[0]))
 
 
 def peak_rss(work: Path, lengths: list[int], width: int, height: int,
-             formats: list[str], entities: int, code: Path) -> None:
+             formats: list[str], entities: int, codes: list[Path]) -> None:
     print(f"peak RSS of one export in a child process, {width}x{height}, {entities} "
-          f"entities, code in {code}")
+          "entities")
     for n in lengths:
         path = work / f"rss-{n}" / "s1"
         if not path.exists():
@@ -188,7 +188,9 @@ def peak_rss(work: Path, lengths: list[int], width: int, height: int,
               f"per frame in memory, {(path / 'labels.parquet').stat().st_size / 2**20:.1f} "
               "MB on disk")
         del labels
-    for fmt in formats:
+    for code, fmt in ((c, f) for c in codes for f in formats):
+        if fmt == formats[0]:
+            print(f"code in {code}")
         points = []
         for n in lengths:
             out = work / f"rss-out-{fmt}-{n}"
@@ -217,16 +219,18 @@ def main() -> None:
     parser.add_argument("--rss", action="store_true", help="peak memory of long exports")
     parser.add_argument("--formats", default=",".join(FLOORS), help="for --rss")
     parser.add_argument("--entities", type=int, default=1, help="tagged entities per sample")
-    parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parents[1],
-                        help="the source tree whose export --rss measures")
+    parser.add_argument("--code", type=Path, action="append",
+                        help="a source tree whose export --rss measures (repeatable; "
+                        "default this one)")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     work = Path(tempfile.mkdtemp(prefix="stpe-bench-"))
     try:
         lengths = [int(v) for v in args.frames.split(",")]
         if args.rss:
+            codes = [c.resolve() for c in args.code or [Path(__file__).resolve().parents[1]]]
             peak_rss(work, lengths, width, height, args.formats.split(","), args.entities,
-                     args.code.resolve())
+                     codes)
         else:
             throughput(work, lengths[0], width, height, args.repeat)
     finally:
