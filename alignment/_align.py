@@ -42,6 +42,8 @@ from capture import Session, SessionWriter
 from capture._layout import ALIGNED, ALIGNMENT_REPORT, VIDEO
 
 logger = logging.getLogger(__name__)
+# rows per row group of aligned.parquet: a reader streaming the file holds one group
+ROW_GROUP = 1024
 
 LATENCY_PRIOR_MS = 25.0  # grab minus render on a 60 Hz desktop compositor: 1-2 refreshes
 LATENCY_PRIOR_STD_MS = 10.0
@@ -217,7 +219,7 @@ def align_session(path: Path | str, *, tolerance_ms: float = 50.0,
         state=state_gaps(seqs, state.column("arrival_mono_ns").to_numpy(), len(model.segments)),
         warnings=(*warnings, *geometry_warnings))
     sink = io.BytesIO()
-    pq.write_table(table, sink)
+    pq.write_table(table, sink, row_group_size=ROW_GROUP)
     writer = SessionWriter.reopen(session.path)
     writer.write_output(ALIGNED, sink.getvalue())
     options = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY

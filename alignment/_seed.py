@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from alignment._align import align_session, read_aligned
+from alignment._align import ROW_GROUP, align_session, read_aligned
 from alignment._errors import ImportFormatError
 from alignment._report import AlignmentReport
 from alignment._seed_source import (
@@ -211,7 +211,7 @@ def _add_game_fps(session: Path, frames: list[SeedFrame]) -> None:
     fps = pa.array([by_seq.get(seq) for seq in aligned.column("seq").to_pylist()],
                    pa.float64())
     sink = io.BytesIO()
-    pq.write_table(aligned.append_column("seed.fps", fps), sink)
+    pq.write_table(aligned.append_column("seed.fps", fps), sink, row_group_size=ROW_GROUP)
     SessionWriter.reopen(session).write_output(ALIGNED, sink.getvalue())
 
 

@@ -5,12 +5,15 @@ the target is >= 0.8 of the floor.
 
     python benchmarks/export.py [--frames 300] [--size 640x360] [--repeat 3]
     python benchmarks/export.py --rss --size 1920x1080 --frames 150,600 [--formats parquet]
+    python benchmarks/export.py --rss --size 320x180 --frames 1000,4000 --entities 40
 
 Floors: LeRobot = decode and re-encode at a constant rate with raw PyAV, LeRobot's encoder
 settings (keyframe every 2 frames); WebDataset = decode, JPEG, tarfile; Parquet = decode,
 JPEG, one pyarrow table; COCO = decode, JPEG files, one JSON. `--rss` runs each export in
 a child process and reports its peak resident memory at each length, with the linear
-extrapolation to one hour at 30 frames/s.
+extrapolation to one hour at 60 frames/s; `--entities` adds tagged entities to every
+sample so the labels have the size of a busy scene's (each adds about 140 B per frame),
+and `--code DIR` (repeatable) measures other checkouts of the tree on the same sessions.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from pipeline.labels import compute_labels, write_labels
 from tests.pipeline.session_kit import make_session
 
 HOUR_FRAMES = 30 * 3600
+HOUR_FRAMES_60 = 60 * 3600
 
 
 def _jpeg(image: np.ndarray) -> bytes:
@@ -105,9 +109,21 @@ FLOORS = {"lerobot": floor_lerobot, "webdataset": floor_webdataset,
           "parquet": floor_parquet, "coco": floor_coco}
 
 
-def make(work: Path, n: int, width: int, height: int, name: str = "s1") -> Path:
-    """A labelled session of n frames near 30 fps (jittered), the last without state."""
-    samples = [synthetic_sample(i, i / 60) for i in range(2 * n)]
+def _crowd(sample: dict, extra: int) -> dict:
+    """`sample` with `extra` more tagged entities: copies of its crate along a line."""
+    crate = sample["entities"][0]
+    for j in range(extra):
+        copy = json.loads(json.dumps(crate))
+        copy["id"], copy["cframe"][0] = f"crate-{j + 2}", crate["cframe"][0] + 3.0 * (j + 1)
+        sample["entities"].append(copy)
+    return sample
+
+
+def make(work: Path, n: int, width: int, height: int, name: str = "s1",
+         entities: int = 1) -> Path:
+    """A labelled session of n frames near 30 fps (jittered), the last without state, with
+    `entities` tagged entities in every sample."""
+    samples = [_crowd(synthetic_sample(i, i / 60), entities - 1) for i in range(2 * n)]
     t = [i / 30 + 0.004 * (i % 3) for i in range(n)]
     path = make_session(work, samples, [2 * i for i in range(n - 1)] + [None], t,
                         size=(width, height), scale=(width / 1280, height / 720),
@@ -160,20 +176,29 @@ print(int(status.split()[0]))
 
 
 def peak_rss(work: Path, lengths: list[int], width: int, height: int,
-             formats: list[str]) -> None:
-    root = Path(__file__).resolve().parents[1]
-    print(f"peak RSS of one export in a child process, {width}x{height}")
-    for fmt in formats:
+             formats: list[str], entities: int, codes: list[Path]) -> None:
+    print(f"peak RSS of one export in a child process, {width}x{height}, {entities} "
+          "entities")
+    for n in lengths:
+        path = work / f"rss-{n}" / "s1"
+        if not path.exists():
+            make(work / f"rss-{n}", n, width, height, entities=entities)
+        labels = pq.read_table(path / "labels.parquet")
+        print(f"{n:6d} frames: labels.parquet {labels.nbytes / labels.num_rows / 1024:.1f} KB "
+              f"per frame in memory, {(path / 'labels.parquet').stat().st_size / 2**20:.1f} "
+              "MB on disk")
+        del labels
+    for code, fmt in ((c, f) for c in codes for f in formats):
+        if fmt == formats[0]:
+            print(f"code in {code}")
         points = []
         for n in lengths:
-            path = work / f"rss-{n}" / "s1"
-            if not path.exists():
-                make(work / f"rss-{n}", n, width, height)
             out = work / f"rss-out-{fmt}-{n}"
             start = time.perf_counter()
-            child = subprocess.run([sys.executable, "-c", CHILD, str(path), fmt, str(out)],
-                                   capture_output=True, text=True, check=True, cwd=root,
-                                   env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+            child = subprocess.run(
+                [sys.executable, "-c", CHILD, str(work / f"rss-{n}" / "s1"), fmt, str(out)],
+                capture_output=True, text=True, check=True, cwd=code,
+                env={"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin"})
             mb = int(child.stdout.split()[-1]) / 1024
             points.append((n, mb))
             print(f"{fmt:>10}: {n:6d} frames: peak {mb:7.1f} MB, "
@@ -181,8 +206,9 @@ def peak_rss(work: Path, lengths: list[int], width: int, height: int,
             shutil.rmtree(out)
         (n0, m0), (n1, m1) = points[0], points[-1]
         slope = (m1 - m0) / (n1 - n0) if n1 != n0 else 0.0
-        print(f"{fmt:>10}: {slope * 1024:.1f} KB per frame -> 1 h at 30 frames/s: "
-              f"{m1 + slope * (HOUR_FRAMES - n1):7.0f} MB (linear extrapolation)")
+        print(f"{fmt:>10}: {slope * 1024:.2f} KB per frame -> 1 h at 60 frames/s: "
+              f"{m1 + max(slope, 0.0) * (HOUR_FRAMES_60 - n1):7.0f} MB (linear "
+              "extrapolation)")
 
 
 def main() -> None:
@@ -192,13 +218,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rss", action="store_true", help="peak memory of long exports")
     parser.add_argument("--formats", default=",".join(FLOORS), help="for --rss")
+    parser.add_argument("--entities", type=int, default=1, help="tagged entities per sample")
+    parser.add_argument("--code", type=Path, action="append",
+                        help="a source tree whose export --rss measures (repeatable; "
+                        "default this one)")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     work = Path(tempfile.mkdtemp(prefix="stpe-bench-"))
     try:
         lengths = [int(v) for v in args.frames.split(",")]
         if args.rss:
-            peak_rss(work, lengths, width, height, args.formats.split(","))
+            codes = [c.resolve() for c in args.code or [Path(__file__).resolve().parents[1]]]
+            peak_rss(work, lengths, width, height, args.formats.split(","), args.entities,
+                     codes)
         else:
             throughput(work, lengths[0], width, height, args.repeat)
     finally:

@@ -44,9 +44,8 @@ def _alignment(data: SessionData) -> dict[str, Any]:
 def write_card(root: Path, fmt: str, sessions: Sequence[SessionData], counts: dict[str, Any],
                options: ExportOptions, sent: dict[str, int]) -> None:
     """Write `root/README.md`; `sent` lists files already uploaded (path -> bytes)."""
-    frames = sum(s.labels.num_rows for s in sessions)
-    duration = sum(float(s.labels["t"][-1].as_py() - s.labels["t"][0].as_py())
-                   for s in sessions)
+    frames = sum(s.count for s in sessions)
+    duration = sum(float(s.t[-1] - s.t[0]) for s in sessions)
     files = {p.relative_to(root).as_posix(): p.stat().st_size
              for p in root.rglob("*") if p.is_file()} | sent
     header = hub_metadata(fmt, root, sessions, options.license, files)
@@ -78,7 +77,7 @@ def write_card(root: Path, fmt: str, sessions: Sequence[SessionData], counts: di
     ]
     for s in sessions:
         report = _alignment(s)
-        lines += [f"### {s.name}", "", f"- frames exported: {s.labels.num_rows}",
+        lines += [f"### {s.name}", "", f"- frames exported: {s.count}",
                   "- label summary: `" + json.dumps(s.summary, sort_keys=True) + "`"]
         if report:
             short = {k: v for k, v in report.items() if not isinstance(v, list | dict)}

@@ -61,7 +61,7 @@ def record_type(labels: pa.Schema) -> pa.DataType:
 def _splits(sessions: Sequence[SessionData]) -> dict[str, int]:
     out: dict[str, int] = {}
     for s in sessions:
-        out[s.split] = out.get(s.split, 0) + s.labels.num_rows
+        out[s.split] = out.get(s.split, 0) + s.count
     return out
 
 
@@ -88,7 +88,7 @@ def hub_metadata(fmt: str, root: Path, sessions: Sequence[SessionData], license_
     meta["task_categories"] = ["robotics", "image-to-text", "object-detection"]
     if fmt == "webdataset":
         pattern = "{}-*.tar"
-        schema = pa.schema([("jpg", pa.binary()), ("json", record_type(sessions[0].labels.schema)),
+        schema = pa.schema([("jpg", pa.binary()), ("json", record_type(sessions[0].labels_schema)),
                             ("vector.npy", pa.list_(pa.float32())),
                             ("__key__", pa.string()), ("__url__", pa.string())])
         features = yaml_features(schema, images=("jpg",))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline._errors import PipelineError
-from pipeline.export._lerobot_labels import label_columns, label_features
+from pipeline.export._lerobot_labels import COLUMNS, label_columns, label_features
 from pipeline.export._lerobot_meta import (
     CODEBASE_VERSION,
     DATA_PATH,
@@ -38,7 +38,7 @@ from pipeline.export._lerobot_meta import (
 )
 from pipeline.export._registry import register
 from pipeline.export._resample import nearest_rows, resampled_images
-from pipeline.export._source import ExportOptions, SessionData
+from pipeline.export._source import ExportOptions, SessionData, label_batches
 from pipeline.export._splits import episode_ranges
 from pipeline.export._vectors import ACTION_NAMES, STATE_NAMES
 from pipeline.export._video import ConstantRateVideo
@@ -108,34 +108,56 @@ def _tasks_parquet(path: Path, tasks: dict[str, int]) -> None:
     path.write_bytes(buffer.getvalue())
 
 
-def _episode_table(s: SessionData, rows: np.ndarray, fps: int, ep: int, start: int,
-                   tasks: dict[str, int]) -> pa.Table:
+def _rows_table(s: SessionData, labels: pa.Table, rows: np.ndarray, first: int,
+                k0: int, fps: int, ep: int, start: int, tasks: dict[str, int]) -> pa.Table:
+    """Data rows k0, k0 + 1, ... of episode `ep`, showing kept rows `rows` of `s`; `labels`
+    holds the kept rows from `first` on."""
     n = len(rows)
-    labels = label_columns(s.labels, rows)
-    task_index = np.array([tasks.setdefault(t, len(tasks)) for t in labels.pop("task")])
+    k = np.arange(k0, k0 + n)
+    label = label_columns(labels, rows - first)
+    task_index = np.array([tasks.setdefault(t, len(tasks)) for t in label.pop("task")],
+                          np.int64)
     columns = {
-        "observation.state": s.state[rows], "action": s.action[rows], **labels,
-        "capture_t": s.labels["t"].to_numpy()[rows],
-        "source_frame_index": s.labels["frame_index"].to_numpy()[rows].astype(np.int64),
-        "timestamp": np.arange(n) / fps, "frame_index": np.arange(n, dtype=np.int64),
-        "episode_index": np.full(n, ep, np.int64),
-        "index": np.arange(start, start + n, dtype=np.int64), "task_index": task_index}
+        "observation.state": s.state[rows], "action": s.action[rows], **label,
+        "capture_t": s.t[rows], "source_frame_index": s.frames[rows],
+        "timestamp": k / fps, "frame_index": k, "episode_index": np.full(n, ep, np.int64),
+        "index": start + k, "task_index": task_index}
     return pa.table({k: _column(v) for k, v in columns.items()})
 
 
-def _stats(table: pa.Table, features: dict[str, Feature]) -> dict[str, dict[str, list[Any]]]:
-    """LeRobot statistics of every numeric column (flat fixed-size lists and scalars)."""
-    out = {}
-    for name in table.column_names:
+def _episode_tables(s: SessionData, rows: np.ndarray, fps: int, ep: int, start: int,
+                    tasks: dict[str, int]) -> Iterator[pa.Table]:
+    """The data rows of one episode (output row k shows kept row rows[k], non-decreasing),
+    built a batch of labels.parquet rows at a time."""
+    first = 0
+    for labels in label_batches(s, COLUMNS):
+        lo, hi = np.searchsorted(rows, [first, first + labels.num_rows])
+        if hi > lo:
+            yield _rows_table(s, labels, rows[lo:hi], first, int(lo), fps, ep, start, tasks)
+        first += labels.num_rows
+
+
+def _stats(path: Path, features: dict[str, Feature], ranges: Sequence[tuple[int, int]]
+           ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """LeRobot statistics of every numeric column of the data file (flat fixed-size lists
+    and scalars), over all rows and over each [from, to) range of rows. The file is read one
+    column at a time, so memory holds one column, not the table; the values are those
+    written, and the statistics are numpy's on them (exact quantiles included)."""
+    overall: dict[str, Any] = {}
+    episodes: list[dict[str, Any]] = [{} for _ in ranges]
+    for name in pq.read_schema(path).names:
         if name in STRING_FEATURES:
             continue
-        column = table[name].combine_chunks()
-        width = features[name].shape[0]
-        values = pc.list_flatten(column) if width > 1 or pa.types.is_list(column.type) \
-            or pa.types.is_fixed_size_list(column.type) else column
-        out[name] = vector_stats(values.to_numpy(zero_copy_only=False).reshape(len(column), -1),
-                                 tuple(features[name].shape))
-    return out
+        column = pq.read_table(path, columns=[name])[name].combine_chunks()
+        shape = tuple(features[name].shape)
+        nested = pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type)
+        values = pc.list_flatten(column) if nested else column
+        values = values.to_numpy(zero_copy_only=False).reshape(len(column), -1)
+        del column
+        overall[name] = vector_stats(values, shape)
+        for out, (a, b) in zip(episodes, ranges, strict=True):
+            out[name] = vector_stats(values[a:b], shape)
+    return overall, episodes
 
 
 @register("lerobot")
@@ -150,35 +172,47 @@ def export_lerobot(sessions: Sequence[SessionData], root: Path,
     features = _features(width + width % 2, height + height % 2, fps)
     video_path = root / VIDEO_PATH.format(video_key=VIDEO_KEY, chunk_index=0, file_index=0)
     video_path.parent.mkdir(parents=True)
-    image_stats, data, episodes, tasks = ImageStats(), [], [], {}
+    image_stats, episodes, tasks = ImageStats(), [], {}
+    data_path = root / DATA_PATH.format(chunk_index=0, file_index=0)
+    data_path.parent.mkdir(parents=True)
+    writer: pq.ParquetWriter | None = None
     index = 0
-    with ConstantRateVideo(video_path, width, height, fps, gop=options.gop) as video:
-        for ep, s in enumerate(sessions):
-            rows = nearest_rows(s.labels["t"].to_numpy(), fps)
-            first = video.frames
-            for _k, _row, image in resampled_images(s, options, rows):
-                video.write(image)
-                image_stats.add(image)
-            table = _episode_table(s, rows, fps, ep, index, tasks)
-            data.append(table)
-            n = len(rows)
-            episodes.append({
-                "episode_index": ep,
-                "tasks": sorted({t for t, i in tasks.items()
-                                 if i in set(table["task_index"].to_pylist())}),
-                "length": n, "data/chunk_index": 0, "data/file_index": 0,
-                "dataset_from_index": index, "dataset_to_index": index + n,
-                f"videos/{VIDEO_KEY}/chunk_index": 0, f"videos/{VIDEO_KEY}/file_index": 0,
-                f"videos/{VIDEO_KEY}/from_timestamp": first / fps,
-                f"videos/{VIDEO_KEY}/to_timestamp": (first + n) / fps,
-                "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
-                "stpe/session_id": s.name,
-                **{f"stats/{k}/{stat}": v for k, st in _stats(table, features).items()
-                   for stat, v in st.items()}})
-            index += n
+    try:
+        with ConstantRateVideo(video_path, width, height, fps, gop=options.gop) as video:
+            for ep, s in enumerate(sessions):
+                rows = nearest_rows(s.t, fps)
+                first = video.frames
+                for _k, _row, image in resampled_images(s, options, rows):
+                    video.write(image)
+                    image_stats.add(image)
+                used: set[int] = set()
+                for table in _episode_tables(s, rows, fps, ep, index, tasks):
+                    if writer is None:
+                        writer = pq.ParquetWriter(data_path, table.schema,
+                                                  compression="snappy")
+                    writer.write_table(table.cast(writer.schema))
+                    used.update(table["task_index"].to_pylist())
+                n = len(rows)
+                episodes.append({
+                    "episode_index": ep,
+                    "tasks": sorted(t for t, i in tasks.items() if i in used),
+                    "length": n, "data/chunk_index": 0, "data/file_index": 0,
+                    "dataset_from_index": index, "dataset_to_index": index + n,
+                    f"videos/{VIDEO_KEY}/chunk_index": 0, f"videos/{VIDEO_KEY}/file_index": 0,
+                    f"videos/{VIDEO_KEY}/from_timestamp": first / fps,
+                    f"videos/{VIDEO_KEY}/to_timestamp": (first + n) / fps,
+                    "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
+                    "stpe/session_id": s.name})
+                index += n
+    finally:
+        if writer is not None:
+            writer.close()
     options.finished(video_path)
-    all_data = pa.concat_tables(data)
-    _write_parquet(all_data, root / DATA_PATH.format(chunk_index=0, file_index=0))
+    overall, per_episode = _stats(data_path, features, [
+        (e["dataset_from_index"], e["dataset_to_index"]) for e in episodes])
+    for episode, stats in zip(episodes, per_episode, strict=True):
+        episode.update({f"stats/{k}/{stat}": v for k, st in stats.items()
+                        for stat, v in st.items()})
     _write_parquet(pa.Table.from_pylist(episodes),
                    root / EPISODES_PATH.format(chunk_index=0, file_index=0))
     _tasks_parquet(root / "meta" / "tasks.parquet", tasks)
@@ -187,10 +221,10 @@ def export_lerobot(sessions: Sequence[SessionData], root: Path,
                 chunks_size=1000, data_files_size_in_mb=100, video_files_size_in_mb=500,
                 fps=fps, splits=episode_ranges([s.split for s in sessions]), data_path=DATA_PATH,
                 video_path=VIDEO_PATH, features=features)
-    stats = {**_stats(all_data, features), VIDEO_KEY: image_stats.result()}
+    stats = {**overall, VIDEO_KEY: image_stats.result()}
     meta = root / "meta"
     (meta / "info.json").write_text(info.model_dump_json(indent=4) + "\n")
     checked = {k: Stats.model_validate(v).model_dump(exclude_none=True) for k, v in stats.items()}
     (meta / "stats.json").write_text(json.dumps(checked, indent=4) + "\n")
     return {"episodes": len(sessions), "frames": index, "fps": fps, "tasks": len(tasks),
-            "source_frames": sum(s.labels.num_rows for s in sessions)}
+            "source_frames": sum(s.count for s in sessions)}

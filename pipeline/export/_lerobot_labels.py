@@ -16,6 +16,8 @@ from pipeline.export._lerobot_meta import Feature
 MAX_BOXES = 8
 BATCH = 1024  # rows turned into Python objects at once
 NO_CHARACTER = "No character is present."
+COLUMNS = ("K", "T_cam_world", "root_px", "objects", "caption", "move_dir_cam", "speed",
+           "grounded")  # the labels.parquet columns `label_columns` reads
 
 
 def state_caption(row: dict[str, Any]) -> str:
@@ -49,8 +51,7 @@ def label_columns(labels: pa.Table, rows: np.ndarray) -> dict[str, np.ndarray | 
     0 and root_visible false when no character), boxes (MAX_BOXES x 4 xyxy px, flat, 0
     padded) with their count and entity ids (a JSON list), the caption and the state
     caption."""
-    taken = labels.select(["K", "T_cam_world", "root_px", "objects", "caption",
-                           "move_dir_cam", "speed", "grounded"]).take(pa.array(rows))
+    taken = labels.select(list(COLUMNS)).take(pa.array(rows))
     boxes = np.zeros((len(rows), MAX_BOXES, 4), np.float32)  # flattened below
     ids, count, tasks = [], np.zeros(len(rows), np.int64), []
     for start in range(0, len(rows), BATCH):  # Python objects for one batch at a time

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.export._source import SessionData
+from pipeline.export._source import SessionData, label_rows
 from pipeline.export._vectors import ACTION_NAMES, STATE_NAMES
 
 JPEG_QUALITY = 95
@@ -36,21 +36,18 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def iter_records(data: SessionData, batch: int = 256) -> Iterator[dict[str, Any]]:
+def iter_records(data: SessionData) -> Iterator[dict[str, Any]]:
     """One record per kept frame, in order (session, frame_index, t, state, action,
-    labels, caption), built a batch of rows at a time so memory does not grow with the
-    session's length."""
-    i = 0
-    for chunk in data.labels.to_batches(max_chunksize=batch):
-        for row in chunk.to_pylist():
-            yield _clean({
-                "session": data.name, "frame_index": row["frame_index"], "t": row["t"],
-                "state": dict(zip(STATE_NAMES, data.state[i].tolist(), strict=True)),
-                "action": dict(zip(ACTION_NAMES, data.action[i].tolist(), strict=True)),
-                "labels": {k: v for k, v in row.items()
-                           if k not in ("frame_index", "t", "caption")},
-                "caption": row["caption"]})
-            i += 1
+    labels, caption), read from labels.parquet a batch of rows at a time so memory does not
+    grow with the session's length."""
+    for i, row in enumerate(label_rows(data)):
+        yield _clean({
+            "session": data.name, "frame_index": row["frame_index"], "t": row["t"],
+            "state": dict(zip(STATE_NAMES, data.state[i].tolist(), strict=True)),
+            "action": dict(zip(ACTION_NAMES, data.action[i].tolist(), strict=True)),
+            "labels": {k: v for k, v in row.items()
+                       if k not in ("frame_index", "t", "caption")},
+            "caption": row["caption"]})
 
 
 def key(data: SessionData, frame_index: int) -> str:

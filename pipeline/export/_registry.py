@@ -106,7 +106,7 @@ def _export(paths: Sequence[Path], fmt: str, out: Path | str, options: ExportOpt
                 for i in split_order(chosen, [n for n, _ in options.splits])]
     if progress is not None:
         options = replace(options, on_image=_counter(
-            progress, sum(s.labels.num_rows for s in sessions)))
+            progress, sum(s.count for s in sessions)))
     if publisher is not None:
         tmp = publisher.staging
         options = replace(options, on_file=publisher.send)

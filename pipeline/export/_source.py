@@ -4,7 +4,7 @@ strip masked or cropped away."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,15 +14,17 @@ import pyarrow as pa
 
 from capture import Session, SessionError
 from pipeline._errors import PipelineError
-from pipeline.export._vectors import action_vectors, state_vectors
-from pipeline.labels import labels_summary, read_label_events, read_labels
-from pipeline.labels._inputs import read_aligned_table, vectors
+from pipeline.export._vectors import ALIGNED_COLUMNS, action_vectors, state_vectors
+from pipeline.labels import iter_labels, labels_schema, labels_summary, read_label_events
+from pipeline.labels._inputs import iter_aligned, vectors
 
 Timecode = Literal["keep", "mask", "crop"]
 
 # docs/timecode.md: 40 x 3 cells of 8 viewport px at the viewport's bottom-left corner
 STRIP_CELLS = (40, 3)
 STRIP_CELL_PX = 8.0
+LABEL_BATCH = 256  # rows of labels.parquet / aligned.parquet held at once (as Python
+# objects, a frame of 40 entities takes about 55 KB)
 
 
 @dataclass(frozen=True)
@@ -51,17 +53,28 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class SessionData:
-    """One session ready to export: the kept rows of its labels and their vectors."""
+    """One session ready to export: which rows of its labels.parquet are kept, with their
+    frame indices, times and vectors. The labels themselves stay on disk and are read a
+    batch at a time (`label_batches`), so memory does not grow with the session's length
+    beyond these few numbers per frame."""
 
     session: Session
-    labels: pa.Table  # kept rows only
+    rows: np.ndarray  # (n,) kept rows of labels.parquet, ascending
+    frames: np.ndarray  # (n,) their frame_index, int64
+    t: np.ndarray  # (n,) their capture times, float64
     state: np.ndarray  # (n, len(STATE_NAMES)) float32
     action: np.ndarray  # (n, len(ACTION_NAMES)) float32
     strip: tuple[int, int, int, int] | None  # x0, y0, x1, y1 captured px of the strip
     size: tuple[int, int]  # width, height of the exported images
     summary: dict[str, Any]
     events: list[dict[str, Any]]
+    labels_schema: pa.Schema
     split: str = "train"
+
+    @property
+    def count(self) -> int:
+        """The number of kept frames."""
+        return len(self.rows)
 
     @property
     def name(self) -> str:
@@ -97,19 +110,50 @@ def strip_rect(scale: np.ndarray, offset: np.ndarray, viewport_h: float,
             min(int(np.ceil(x1)), frame[0]), min(int(np.ceil(y1)), frame[1]))
 
 
+def _label_index(session: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """frame_index, t and whether the frame has state (K), for every row of the labels."""
+    frames, times, valid = [], [], []
+    for part in iter_labels(session, ["frame_index", "t", "K"], LABEL_BATCH):
+        frames.append(part["frame_index"].to_numpy(zero_copy_only=False).astype(np.int64))
+        times.append(part["t"].to_numpy(zero_copy_only=False).astype(np.float64))
+        valid.append(part["K"].is_valid().to_numpy(zero_copy_only=False))
+    if not frames:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool)
+    return np.concatenate(frames), np.concatenate(times), np.concatenate(valid)
+
+
+def _kept_aligned(session: Session, frames: np.ndarray, keep: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    """State and action vectors of the kept rows and the first kept aligned row, reading
+    aligned.parquet a batch at a time; its frames must be the labels' frames."""
+    mismatch = PipelineError(f"{session.path}: labels.parquet does not match "
+                             f"aligned.parquet; re-run `stpe labels {session.path}`")
+    state, action, first, seen = [], [], None, 0
+    for part in iter_aligned(session, (*ALIGNED_COLUMNS, "frame_index", "capture_scale",
+                                       "capture_offset", "camera.viewport"), LABEL_BATCH):
+        n = part.num_rows
+        if not np.array_equal(part["frame_index"].to_numpy(), frames[seen:seen + n]):
+            raise mismatch
+        lo, hi = np.searchsorted(keep, [seen, seen + n])
+        if hi > lo:
+            kept = part.take(pa.array(keep[lo:hi] - seen))
+            state.append(state_vectors(kept))
+            action.append(action_vectors(kept))
+            first = first if first is not None else kept.slice(0, 1)
+        seen += n
+    if seen != len(frames) or first is None:
+        raise mismatch
+    return np.concatenate(state), np.concatenate(action), first
+
+
 def load_session(path: Any, options: ExportOptions) -> SessionData:
     """Open a labelled session and choose the frames to export."""
     session = Session.open(path)
-    labels = read_labels(session)
-    aligned = read_aligned_table(session)
-    if not aligned["frame_index"].equals(labels["frame_index"]):
-        raise PipelineError(f"{session.path}: labels.parquet does not match aligned.parquet; "
-                            f"re-run `stpe labels {session.path}`")
-    t = labels["t"].to_numpy()
-    wanted = labels["K"].is_valid().to_numpy(zero_copy_only=False)
+    schema = labels_schema(session)
+    frames, t, wanted = _label_index(session)
     ranges = dict(options.frames).get(session.path.name)
     if ranges is not None:
-        wanted = wanted & _in_ranges(labels["frame_index"].to_numpy(), ranges)
+        wanted = wanted & _in_ranges(frames, ranges)
     keep = _keep_rows(t, wanted, options.fps_cap)
     if len(keep) == 0:
         raise PipelineError(f"{session.path} has no frames with state to export; check "
@@ -117,27 +161,47 @@ def load_session(path: Any, options: ExportOptions) -> SessionData:
     capture = session.manifest.capture
     if capture is None or not session.file("video").is_file():
         raise PipelineError(f"{session.path} has no video to export")
+    state, action, first = _kept_aligned(session, frames, keep)
     width, height = capture.region.width, capture.region.height
     strip = None
     if options.timecode != "keep":
-        scale = vectors(aligned, "capture_scale", 2)[keep[0]]
-        offset = vectors(aligned, "capture_offset", 2)[keep[0]]
-        viewport_h = vectors(aligned, "camera.viewport", 2)[keep[0], 1]
+        scale = vectors(first, "capture_scale", 2)[0]
+        offset = vectors(first, "capture_offset", 2)[0]
+        viewport_h = vectors(first, "camera.viewport", 2)[0, 1]
         strip = strip_rect(scale, offset, viewport_h, (width, height))
         if options.timecode == "crop":
             height = strip[1] - strip[1] % 2  # keep even sizes for 4:2:0 video
-    kept = aligned.take(pa.array(keep))
-    return SessionData(session=session, labels=labels.take(pa.array(keep)),
-                       state=state_vectors(kept), action=action_vectors(kept), strip=strip,
-                       size=(width, height), summary=labels_summary(labels),
-                       events=read_label_events(session))
+    return SessionData(session=session, rows=keep, frames=frames[keep], t=t[keep],
+                       state=state, action=action, strip=strip, size=(width, height),
+                       summary=labels_summary(schema), events=read_label_events(session),
+                       labels_schema=schema)
+
+
+def label_batches(data: SessionData, columns: Sequence[str] | None = None
+                  ) -> Iterator[pa.Table]:
+    """The kept rows of the session's labels.parquet (all or `columns`), in order, as
+    tables of at most LABEL_BATCH rows."""
+    seen = 0
+    for part in iter_labels(data.session, columns, LABEL_BATCH):
+        n = part.num_rows
+        lo, hi = np.searchsorted(data.rows, [seen, seen + n])
+        if hi > lo:
+            yield pa.Table.from_batches([part]).take(pa.array(data.rows[lo:hi] - seen))
+        seen += n
+
+
+def label_rows(data: SessionData, columns: Sequence[str] | None = None
+               ) -> Iterator[dict[str, Any]]:
+    """The kept rows of the labels as dicts, in order, a batch of Python objects at a time."""
+    for part in label_batches(data, columns):
+        yield from part.to_pylist()
 
 
 def iter_images(data: SessionData, options: ExportOptions) -> Iterator[tuple[int, np.ndarray]]:
-    """(row in data.labels, RGB image) for every kept frame, in order, with the timecode
-    strip handled as `options` say; `options.on_image` is called for each."""
+    """(kept row: index into data.frames, RGB image) for every kept frame, in order, with
+    the timecode strip handled as `options` say; `options.on_image` is called for each."""
     timecode = options.timecode
-    wanted = {int(f): i for i, f in enumerate(data.labels["frame_index"].to_pylist())}
+    wanted = {int(f): i for i, f in enumerate(data.frames.tolist())}
     seen = 0
     try:
         for frame in data.session.iter_frames():

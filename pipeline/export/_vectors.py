@@ -27,6 +27,14 @@ ACTION_NAMES = (
     "mouse.dx", "mouse.dy",
     "gamepad.lx", "gamepad.ly", "gamepad.rx", "gamepad.ry", "gamepad.lt", "gamepad.rt")
 
+# the aligned columns the two functions below read
+ALIGNED_COLUMNS = (
+    "character.root.cframe", "character.root.velocity", "camera.cframe",
+    "character.humanoid.state", "character.humanoid.floor_material", "camera.fov_y",
+    "inputs.keys", "inputs.mouse_buttons", "inputs.mouse_delta",
+    "inputs.gamepad.thumbstick1", "inputs.gamepad.thumbstick2",
+    "inputs.gamepad.trigger_left", "inputs.gamepad.trigger_right")
+
 
 def state_vectors(aligned: pa.Table) -> np.ndarray:
     """(n, len(STATE_NAMES)) float32 from aligned rows."""

@@ -2,6 +2,8 @@
 
 from pipeline.labels._compute import Labels, compute_labels
 from pipeline.labels._io import (
+    iter_labels,
+    labels_schema,
     labels_summary,
     read_label_events,
     read_labels,
@@ -14,6 +16,8 @@ __all__ = [
     "DIRECTIONS",
     "Labels",
     "compute_labels",
+    "iter_labels",
+    "labels_schema",
     "labels_summary",
     "read_label_events",
     "read_labels",

@@ -7,12 +7,14 @@ empty lists, with `has_state` False, so every stage stays vectorised over frames
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from alignment import AlignmentError, read_aligned
 from capture import Session
@@ -41,6 +43,43 @@ def read_aligned_table(session: Session) -> pa.Table:
         raise PipelineError(f"{path} has no frames: nothing to label; check that the session "
                             "recorded video and re-run `stpe align`")
     return table
+
+
+def iter_parquet(file: pq.ParquetFile, columns: Sequence[str] | None,
+                 batch: int) -> Iterator[pa.RecordBatch]:
+    """The rows of `file` in order, `batch` at a time, one row group after the other:
+    iterating the whole file at once lets pyarrow read row groups ahead, and its memory
+    then grows with the file."""
+    for group in range(file.num_row_groups):
+        yield from file.iter_batches(batch_size=batch, row_groups=[group],
+                                     columns=list(columns) if columns else None)
+
+
+def iter_aligned(session: Session, columns: Sequence[str],
+                 batch: int = 1024) -> Iterator[pa.Table]:
+    """`<session>/aligned.parquet` in order, `batch` rows at a time, only those of `columns`
+    the file has (the readers here treat a missing column as null), checked as
+    `read_aligned_table` checks it; memory holds one batch, not the session."""
+    path = session.path / ALIGNED
+    if not path.is_file():
+        raise PipelineError(f"{session.path} has no {ALIGNED}; run `stpe align "
+                            f"{session.path}` first")
+    try:
+        with pq.ParquetFile(path) as file:
+            names = file.schema_arrow.names
+            missing = [c for c in REQUIRED if c not in names]
+            if missing:
+                raise PipelineError(f"{path} lacks columns {missing} (expected the "
+                                    f"aligned-table contract); re-create it with "
+                                    f"`stpe align {session.path}`")
+            if file.metadata.num_rows == 0:
+                raise PipelineError(f"{path} has no frames: nothing to label; check that the "
+                                    "session recorded video and re-run `stpe align`")
+            for part in iter_parquet(file, [c for c in columns if c in names], batch):
+                yield pa.Table.from_batches([part])
+    except (pa.ArrowException, OSError) as exc:
+        raise PipelineError(f"{path} is not a readable parquet file ({exc}); re-create it "
+                            f"with `stpe align {session.path}`") from None
 
 
 def vectors(table: pa.Table, name: str, width: int) -> np.ndarray:

@@ -144,3 +144,16 @@ def test_the_sampled_viewport_wins_over_the_one_announced_at_hello(tmp_path):
     assert report.viewport == pytest.approx(VIEWPORT)
     assert report.capture_scale == pytest.approx((1.0, 1.0))
     assert report.capture_offset == pytest.approx((0.0, 0.0))
+
+
+def test_aligned_table_is_written_in_row_groups(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from alignment import _align
+
+    monkeypatch.setattr(_align, "ROW_GROUP", 25)  # 1024 in use: readers stream one group
+    path = write_session(simulate_capture(4.0, latency_ms=20.0, seed=7), tmp_path)
+    align_session(path, latency_ms=20.0)
+    meta = pq.ParquetFile(path / "aligned.parquet").metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert meta.num_rows > 50 and set(sizes[:-1]) == {25} and 0 < sizes[-1] <= 25

@@ -52,18 +52,18 @@ def test_written_labels_are_reproducible_and_keep_their_summary(session):
     assert all(k == sorted(k) for k in keys)  # keys sorted: stable diffs between runs
 
 
-def test_long_label_tables_are_written_in_row_groups_of_4096_frames(session):
+def test_long_label_tables_are_written_in_row_groups_of_1024_frames(session):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from pipeline.labels import Labels
 
-    table = pa.table({"frame_index": pa.array(range(10_000), pa.int64()),
-                      "t": pa.array([i / 60 for i in range(10_000)], pa.float64())})
+    table = pa.table({"frame_index": pa.array(range(2_500), pa.int64()),
+                      "t": pa.array([i / 60 for i in range(2_500)], pa.float64())})
     path, _ = write_labels(session, Labels(table=table, events=[], summary={}))
     meta = pq.read_metadata(path)
     sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
-    assert sizes == [4096, 4096, 1808]
+    assert sizes == [1024, 1024, 452]
     bounds = [(meta.row_group(g).column(0).statistics.min,
                meta.row_group(g).column(0).statistics.max) for g in range(3)]
-    assert bounds == [(0, 4095), (4096, 8191), (8192, 9999)]
+    assert bounds == [(0, 1023), (1024, 2047), (2048, 2499)]
