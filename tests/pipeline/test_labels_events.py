@@ -150,6 +150,7 @@ def test_runs_close_short_gaps_and_drop_short_runs():
     assert runs(mask, min_frames=2, min_gap=2) == [(1, 5), (9, 13)]
     assert runs(mask, min_frames=3, min_gap=1) == [(11, 13)]
     assert runs(mask, min_frames=1, min_gap=1) == [(1, 2), (4, 5), (9, 9), (11, 13)]
+    assert runs([0, 2, 2, 0, 1, 1], min_gap=1) == [(1, 2), (4, 5)]  # non-zero values hold
     speed = np.array([0, 2, 0.7, 0.7, 0.2, 0.7, 1.5])
     assert hysteresis(speed, 1.0, 0.5).tolist() == [False, True, True, True, False, False,
                                                      True]
