@@ -124,6 +124,8 @@ CASES = {
         {"first": 10, "last": 10}])), JSON, 422, None),
     "drop around a sent seq": (orjson.dumps(batch("s1", [10, 12], dropped=[
         {"first": 9, "last": 11}])), JSON, 422, None),
+    "empty batch dropping its first seq": (orjson.dumps(batch("s1", [], seq_first=20, dropped=[
+        {"first": 20, "last": 20}])), JSON, 422, None),
     "empty batch dropping ahead": (orjson.dumps(batch("s1", [], seq_first=20, dropped=[
         {"first": 15, "last": 25}])), JSON, 422, None),
     "probe out of order": (_mutated(probes=[{"t0": 5.0, "t1_ns": 2, "t2_ns": 1, "t3": 6.0}]),
