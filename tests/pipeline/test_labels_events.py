@@ -188,6 +188,10 @@ def test_jump_airborne_and_land_rows_by_hand():
         ("jump", 1, 2, {}), ("airborne", 1, 4, {"frames": 4}), ("land", 5, 5, {}),
         # a fall (no Jumping frame) still airborne at the last row: no jump, no land
         ("airborne", 7, 8, {"frames": 2})]
+    # a flight of Jumping frames only, landing on the last row
+    short = np.array(["Running", "Jumping", "Jumping", "Running"], dtype=object)
+    assert _spans(jump_events(short, np.array([0, 1, 1, 0], bool))) == [
+        ("jump", 1, 2, {}), ("airborne", 1, 2, {"frames": 2}), ("land", 3, 3, {})]
 
 
 def test_start_and_stop_moving_rows_by_hand():
