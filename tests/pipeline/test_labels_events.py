@@ -207,16 +207,18 @@ def test_turn_rows_direction_and_degrees_by_hand():
     """Yaw rate 2 rad/s (over the 90 deg/s threshold) for frames 2..4 turning right: the
     turn starts at the frame before the first fast step and spans 0.6 rad = 34.377 deg."""
     t = np.arange(6) * 0.1
-    right = turn_events(np.array([0.0, 0.0, -0.2, -0.4, -0.6, -0.6]), t, "camera")
+    right = turn_events(np.array([1.0, 1.0, 0.8, 0.6, 0.4, 0.4]), t, "camera")
     assert _spans(right) == [("turn", 1, 4, {"subject": "camera", "direction": "right",
                                              "degrees": 34.377})]
     # fast from row 1: the turn starts at row 0; a NaN heading counts as no turn
     left = turn_events(np.array([0.0, 0.2, 0.4, np.nan, 0.4]), t[:5] / 2, "character")
     assert _spans(left) == [("turn", 0, 2, {"subject": "character", "direction": "left",
                                             "degrees": 22.918})]
-    # 80 deg/s is under the threshold
+    # 80 deg/s either way is under the threshold, and exactly 90 deg/s does not exceed it
     slow = np.radians(80.0) * t
-    assert turn_events(slow, t, "camera") == []
+    assert turn_events(slow, t, "camera") == turn_events(-slow, t, "camera") == []
+    quarter = np.radians(90.0)
+    assert turn_events(np.array([0.0, quarter, 2 * quarter]), np.arange(3.0), "camera") == []
     assert turn_events(np.zeros(1), np.zeros(1), "camera") == []
 
 
