@@ -234,9 +234,14 @@ def test_key_press_release_rows_and_event_order_by_hand():
         ("press", 0, 1, {"key": "W"}), ("press", 1, 1, {"key": "A"}),
         ("release", 2, 2, {"key": "A"}), ("release", 2, 2, {"key": "W"}),
         ("press", 3, 4, {"key": "A"})]
-    tied = [Event("turn", 0, 3), Event("turn", 0, 2), Event("jump", 0, 5)]
-    assert [(e.kind, e.end) for e in sort_events(tied)] == [("jump", 5), ("turn", 2),
-                                                            ("turn", 3)]
+    tied = [Event("turn", 0, 3), Event("turn", 0, 2), Event("jump", 0, 5),
+            Event("press", 0, 0, {"key": "W"}), Event("press", 0, 0, {"key": "A"})]
+    assert [(e.kind, e.end, e.details) for e in sort_events(tied)] == [
+        ("jump", 5, {}), ("press", 0, {"key": "A"}), ("press", 0, {"key": "W"}),
+        ("turn", 2, {}), ("turn", 3, {})]
+    # released on the last row
+    assert _spans(key_events([["W"], []])) == [("press", 0, 0, {"key": "W"}),
+                                               ("release", 1, 1, {"key": "W"})]
 
 
 def test_event_record_uses_frame_index_and_times():
