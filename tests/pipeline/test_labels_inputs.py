@@ -87,13 +87,21 @@ def session_path(tmp_path):
 def test_frame_inputs_read_the_columns_labels_need(session_path):
     inputs = frame_inputs(Session.open(session_path))
     assert inputs.n == 4 and inputs.frame_index.tolist() == [0, 1, 2, 3]
+    assert inputs.frame_index.dtype == np.int64
     assert inputs.has_state.tolist() == [True, True, False, True]
     assert inputs.frame_size.tolist() == [[1280.0, 720.0]] * 4
     sample = synthetic_sample(2, 2 / 60)
     np.testing.assert_array_equal(inputs.cam_cframe[1], sample["camera"]["cframe"])
     np.testing.assert_array_equal(inputs.root_velocity[1],
                                   sample["character"]["root"]["velocity"])
-    assert inputs.humanoid_state[1] == sample["character"]["humanoid"]["state"]
+    character = sample["character"]
+    assert inputs.humanoid_state[1] == character["humanoid"]["state"]
+    assert inputs.floor_material[1] == character["humanoid"]["floor_material"]
+    np.testing.assert_array_equal(inputs.bbox_cframe[1], character["bbox"]["cframe"])
+    np.testing.assert_array_equal(inputs.bbox_size[1], character["bbox"]["size"])
+    np.testing.assert_array_equal(inputs.root_cframe[1], character["root"]["cframe"])
+    np.testing.assert_array_equal(inputs.move_direction[1],
+                                  character["humanoid"]["move_direction"])
     assert inputs.humanoid_state[2] == "" and np.isnan(inputs.fov_y[2])
 
 
@@ -101,5 +109,23 @@ def test_frame_times_must_strictly_increase(session_path):
     path = session_path / "aligned.parquet"
     table = pq.read_table(path)
     pq.write_table(table.set_column(1, "t", pa.array([0.0, 0.1, 0.1, 0.2])), path)
-    with pytest.raises(PipelineError, match="frame times `t` must strictly increase"):
+    with pytest.raises(PipelineError) as refused:
         frame_inputs(Session.open(session_path))
+    assert str(refused.value) == (f"{path}: frame times `t` must strictly increase; "
+                                  "re-create it with `stpe align`")
+
+
+def test_tables_without_frames_or_columns_are_refused_by_path(session_path):
+    path = session_path / "aligned.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.slice(0, 0), path)
+    with pytest.raises(PipelineError) as refused:
+        frame_inputs(Session.open(session_path))
+    assert str(refused.value) == (f"{path} has no frames: nothing to label; check that the "
+                                  "session recorded video and re-run `stpe align`")
+    pq.write_table(table.drop_columns(["seq", "camera.fov_y"]), path)
+    with pytest.raises(PipelineError) as refused:
+        frame_inputs(Session.open(session_path))
+    assert str(refused.value) == (
+        f"{path} lacks columns ['seq', 'camera.fov_y'] (expected the aligned-table contract); "
+        f"re-create it with `stpe align {session_path}`")
