@@ -68,13 +68,16 @@ def test_entities_flatten_to_one_row_per_frame_and_entity():
          {"id": "b", "name": None, "cframe": None, "size": [4.0, 5.0, 6.0]}],
     ], pa.list_(item))})
     got = entities(table)
-    assert got.frame.tolist() == [0, 2, 2]
+    assert got.frame.tolist() == [0, 2, 2] and got.frame.dtype == np.int64
+    one = entities(table.slice(2, 1))  # a table of one frame
+    assert one.frame.tolist() == [0, 0] and one.id.tolist() == ["a", "b"]
     assert got.id.tolist() == ["a", "a", "b"] and got.name.tolist() == ["Door", "Door", ""]
     assert got.cframe.shape == (3, 12) and got.cframe[1].tolist() == box
     assert np.isnan(got.cframe[2]).all()
     assert got.size.tolist() == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
     for empty in (entities(TABLE), entities(table.slice(0, 0))):
         assert empty.frame.shape == (0,) and empty.cframe.shape == (0, 12)
+        assert empty.frame.dtype == np.int64 and empty.id.dtype == empty.name.dtype == object
         assert empty.size.shape == (0, 3) and len(empty.id) == len(empty.name) == 0
 
 
