@@ -38,11 +38,15 @@ def test_vectors_scalars_and_strings_fill_nulls():
         empty = vectors(TABLE, name, width)
         assert empty.shape == (3, width) and np.isnan(empty).all()
     assert np.isnan(vectors(TABLE.slice(0, 0), "v", 2)).shape == (0, 2)
+    assert vectors(TABLE.slice(2, 1), "v", 2).tolist() == [[5.0, 6.0]]  # a one-frame table
+    holes = pa.table({"v": pa.array([[1.0, None], [3, 4]], pa.list_(pa.float64()))})
+    np.testing.assert_array_equal(vectors(holes, "v", 2), [[1.0, np.nan], [3.0, 4.0]])
     n = scalars(TABLE, "n")
     assert n.dtype == np.float64 and n[[0, 2]].tolist() == [1.0, 3.0] and np.isnan(n[1])
     assert np.isnan(scalars(TABLE, "missing")).all() and len(scalars(TABLE, "missing")) == 3
     assert strings(TABLE, "s").tolist() == ["a", "", "c"]
     assert strings(TABLE, "missing").tolist() == ["", "", ""]
+    assert strings(TABLE, "missing").dtype == strings(TABLE, "s").dtype == object
     assert string_lists(TABLE, "keys") == [["W", "A"], [], []]
     assert string_lists(TABLE, "missing") == [[], [], []]
 
