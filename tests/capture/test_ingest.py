@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from capture import Session, SessionWriter
-from capture._ingest import Arrival, Ingest, SeqLedger, _runs
+from capture._errors import SessionError, StorageError
+from capture._guard import RefusedError
+from capture._ingest import Arrival, Ingest, SeqLedger, _refusing_failed_writes, _runs
 from capture._validate import PreparedBatch
 
 S = 1_000_000_000  # ns
@@ -129,3 +131,28 @@ def test_sample_rate_over_five_seconds_and_connection_timeout(tmp_path):
     assert ingest.stats(16 * S).samples_per_s == pytest.approx(90 / 5)  # the first one left
     assert ingest.stats(20 * S - 1).plugin_connected
     assert not ingest.stats(20 * S).plugin_connected
+
+
+def test_failed_and_closed_writes_become_refusals(tmp_path):
+    """A failed write is a 507 the plugin must not retry, a closed session a 409."""
+    with pytest.raises(RefusedError) as refused, _refusing_failed_writes():
+        raise StorageError("no space left on device.")
+    assert (refused.value.status, refused.value.code) == (507, "storage_failed")
+    assert str(refused.value) == ("the receiver cannot store anything more: no space left on "
+                                  "device. Stop sending; this recording has stopped")
+    with pytest.raises(RefusedError) as refused, _refusing_failed_writes():
+        raise SessionError("session s is closed")
+    assert (refused.value.status, refused.value.code, str(refused.value)) == (
+        409, "session_closed", "session s is closed")
+    writer = SessionWriter.create(tmp_path, "s")
+    ingest = Ingest(writer, 1 << 20)
+    writer.close()
+    with pytest.raises(RefusedError) as refused:
+        ingest.batch(_batch("s", [0]), _at(1))
+    assert (refused.value.status, refused.value.code) == (409, "session_closed")
+    assert str(refused.value) == ("session 's' is finished; start a new recording and send "
+                                  "hello again")
+    with pytest.raises(RefusedError) as refused:
+        ingest.batch(_batch("other", [0]), _at(1))
+    assert (refused.value.status, refused.value.code, refused.value.path) == (
+        404, "unknown_session", "session")
