@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -152,7 +151,6 @@ def entities(table: pa.Table) -> Entities:
 class FrameInputs:
     """Per-frame arrays read from aligned.parquet (n frames)."""
 
-    path: Path
     frame_index: np.ndarray
     t: np.ndarray
     seq: pa.Array
@@ -190,7 +188,6 @@ def frame_inputs(session: Session) -> FrameInputs:
                             "re-create it with `stpe align`")
     cam = vectors(table, "camera.cframe", 12)
     return FrameInputs(
-        path=session.path,
         frame_index=table.column("frame_index").to_numpy().astype(np.int64),
         t=t,
         seq=table.column("seq").combine_chunks(),

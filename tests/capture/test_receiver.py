@@ -99,6 +99,25 @@ def test_gaps_and_declared_drops_become_events(rx, tmp_path):
         ("gap", 2, 4), ("drop", 7, 9)]
 
 
+def test_values_on_the_bounds_are_accepted(rx, tmp_path):
+    """What the plugin may send at the edge of each rule: a probe answered within the
+    clocks' resolution (t3 == t0, t2_ns == t1_ns), a drop of one seq, a drop between two seqs
+    of the batch, and an empty batch dropping the seq just before its seq_first."""
+    probe = {"t0": 2.0, "t1_ns": 7_000, "t2_ns": 7_000, "t3": 2.0}
+    first = post(rx.port, "/v1/samples", batch("s1", [0, 1, 3, 5], probes=[probe],
+                                               dropped=[{"first": 2, "last": 2}]))
+    assert first.status == 200, first.body
+    assert first.body["stored_through"] == 3  # 4 may still arrive
+    later = post(rx.port, "/v1/samples", batch("s1", [6], dropped=[{"first": 4, "last": 4}]))
+    assert later.body["stored_through"] == 6
+    empty = post(rx.port, "/v1/samples", batch("s1", [], seq_first=8,
+                                               dropped=[{"first": 7, "last": 7}]))
+    assert empty.status == 200, empty.body
+    assert empty.body == {"stored_through": 7, "accepted": 0, "duplicates": 0}
+    sync = Session.open(tmp_path / "s1").sync_records()
+    assert [r["t1_ns"] for r in sync if r["kind"] == "probe"] == [7_000]
+
+
 def test_first_seq_need_not_be_zero(rx):
     assert post(rx.port, "/v1/samples", batch("s1", [500, 501])).body["stored_through"] == 501
 

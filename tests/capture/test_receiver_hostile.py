@@ -122,9 +122,15 @@ CASES = {
         {"first": 6, "last": 1_000_000}])), JSON, 422, None),
     "drop of a sent seq": (orjson.dumps(batch("s1", [10, 11], dropped=[
         {"first": 10, "last": 10}])), JSON, 422, None),
+    "drop around a sent seq": (orjson.dumps(batch("s1", [10, 12], dropped=[
+        {"first": 9, "last": 11}])), JSON, 422, None),
+    "empty batch dropping its first seq": (orjson.dumps(batch("s1", [], seq_first=20, dropped=[
+        {"first": 20, "last": 20}])), JSON, 422, None),
     "empty batch dropping ahead": (orjson.dumps(batch("s1", [], seq_first=20, dropped=[
         {"first": 15, "last": 25}])), JSON, 422, None),
     "probe out of order": (_mutated(probes=[{"t0": 5.0, "t1_ns": 2, "t2_ns": 1, "t3": 6.0}]),
+                           JSON, 422, "probes.0"),
+    "probe back in time": (_mutated(probes=[{"t0": 6.0, "t1_ns": 1, "t2_ns": 2, "t3": 5.0}]),
                            JSON, 422, "probes.0"),
     # NaN and infinity, as floats and as bare JSON tokens: 422
     "NaN token": (_valid().replace(b'"fov_y":70.0', b'"fov_y":NaN', 1), JSON, 422,

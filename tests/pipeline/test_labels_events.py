@@ -10,7 +10,17 @@ import pytest
 from capture import Session
 from pipeline.camera import look_at
 from pipeline.labels import compute_labels, read_label_events, write_labels
-from pipeline.labels._events import hysteresis, runs
+from pipeline.labels._events import (
+    Event,
+    airborne_mask,
+    hysteresis,
+    jump_events,
+    key_events,
+    moving_events,
+    runs,
+    sort_events,
+    turn_events,
+)
 from tests.conftest import make_sample
 from tests.pipeline.session_kit import make_session
 
@@ -140,6 +150,103 @@ def test_runs_close_short_gaps_and_drop_short_runs():
     assert runs(mask, min_frames=2, min_gap=2) == [(1, 5), (9, 13)]
     assert runs(mask, min_frames=3, min_gap=1) == [(11, 13)]
     assert runs(mask, min_frames=1, min_gap=1) == [(1, 2), (4, 5), (9, 9), (11, 13)]
+    assert runs([0, 2, 2, 0, 1, 1], min_gap=1) == [(1, 2), (4, 5)]  # non-zero values hold
     speed = np.array([0, 2, 0.7, 0.7, 0.2, 0.7, 1.5])
     assert hysteresis(speed, 1.0, 0.5).tolist() == [False, True, True, True, False, False,
                                                      True]
+
+
+def _spans(events):
+    return [(e.kind, e.start, e.end, e.details) for e in events]
+
+
+def test_hysteresis_thresholds_are_strict_and_nan_holds():
+    """On above 1.0 (not at it), off below 0.5 (not at it); NaN and values in between hold
+    the previous state; a series starting in between starts off."""
+    value = np.array([0.7, 1.0, 1.01, 0.5, 0.49, 0.7, np.nan, 2.0])
+    assert hysteresis(value, 1.0, 0.5).tolist() == [False, False, True, True, False, False,
+                                                     False, True]
+    assert hysteresis(np.array([2.0, 0.7, np.nan]), 1.0, 0.5).tolist() == [True, True, True]
+    assert hysteresis(np.array([0.7]), 1.0, 0.5).tolist() == [False]
+    assert hysteresis(np.zeros(0), 1.0, 0.5).tolist() == []
+
+
+def test_airborne_states_and_air_floor():
+    state = np.array(["Running", "Jumping", "Freefall", "FallingDown", "Flying", "Landed",
+                      "Climbing", "Swimming"], dtype=object)
+    floor = np.array(["Grass", "Grass", "Grass", "Grass", "Grass", "Grass", "Air", ""],
+                     dtype=object)
+    assert airborne_mask(state, floor).tolist() == [False, True, True, True, True, False,
+                                                    True, False]
+
+
+def test_jump_airborne_and_land_rows_by_hand():
+    state = np.array(["Running", "Jumping", "Jumping", "Freefall", "Freefall", "Running",
+                      "Running", "Freefall", "Freefall"], dtype=object)
+    airborne = np.array([0, 1, 1, 1, 1, 0, 0, 1, 1], bool)
+    assert _spans(jump_events(state, airborne)) == [
+        ("jump", 1, 2, {}), ("airborne", 1, 4, {"frames": 4}), ("land", 5, 5, {}),
+        # a fall (no Jumping frame) still airborne at the last row: no jump, no land
+        ("airborne", 7, 8, {"frames": 2})]
+    # a flight of Jumping frames only, landing on the last row
+    short = np.array(["Running", "Jumping", "Jumping", "Running"], dtype=object)
+    assert _spans(jump_events(short, np.array([0, 1, 1, 0], bool))) == [
+        ("jump", 1, 2, {}), ("airborne", 1, 2, {"frames": 2}), ("land", 3, 3, {})]
+
+
+def test_start_and_stop_moving_rows_by_hand():
+    """No start at row 0 (already moving) and no stop after the last row."""
+    speed = np.array([2.0, 2.0, 0.2, 0.2, 2.0, 2.0])
+    assert _spans(moving_events(speed)) == [("stop_moving", 2, 2, {}),
+                                            ("start_moving", 4, 4, {})]
+    assert _spans(moving_events(np.array([0.0, 2.0, 2.0, 0.0]))) == [
+        ("start_moving", 1, 1, {}), ("stop_moving", 3, 3, {})]
+
+
+def test_turn_rows_direction_and_degrees_by_hand():
+    """Yaw rate 2 rad/s (over the 90 deg/s threshold) for frames 2..4 turning right: the
+    turn starts at the frame before the first fast step and spans 0.6 rad = 34.377 deg."""
+    t = np.arange(6) * 0.1
+    right = turn_events(np.array([1.0, 1.0, 0.8, 0.6, 0.4, 0.4]), t, "camera")
+    assert _spans(right) == [("turn", 1, 4, {"subject": "camera", "direction": "right",
+                                             "degrees": 34.377})]
+    # fast from row 1: the turn starts at row 0; a NaN heading counts as no turn
+    left = turn_events(np.array([0.0, 0.2, 0.4, np.nan, 0.4]), t[:5] / 2, "character")
+    assert _spans(left) == [("turn", 0, 2, {"subject": "character", "direction": "left",
+                                            "degrees": 22.918})]
+    # 80 deg/s either way is under the threshold, and exactly 90 deg/s does not exceed it
+    slow = np.radians(80.0) * t
+    assert turn_events(slow, t, "camera") == turn_events(-slow, t, "camera") == []
+    quarter = np.radians(90.0)
+    assert turn_events(np.array([0.0, quarter, 2 * quarter]), np.arange(3.0), "camera") == []
+    assert turn_events(np.zeros(1), np.zeros(1), "camera") == []
+
+
+def test_key_press_release_rows_and_event_order_by_hand():
+    keys = [["W"], ["W", "A"], [], ["A"], ["A"]]
+    events = key_events(keys)
+    assert _spans(events) == [
+        ("press", 1, 1, {"key": "A"}), ("release", 2, 2, {"key": "A"}),
+        ("press", 3, 4, {"key": "A"}),  # held to the end: no release
+        ("press", 0, 1, {"key": "W"}), ("release", 2, 2, {"key": "W"})]
+    # by start, then kind, then end, then details
+    assert _spans(sort_events(events)) == [
+        ("press", 0, 1, {"key": "W"}), ("press", 1, 1, {"key": "A"}),
+        ("release", 2, 2, {"key": "A"}), ("release", 2, 2, {"key": "W"}),
+        ("press", 3, 4, {"key": "A"})]
+    tied = [Event("turn", 0, 3), Event("turn", 0, 2), Event("jump", 0, 5),
+            Event("press", 0, 0, {"key": "W"}), Event("press", 0, 0, {"key": "A"})]
+    assert [(e.kind, e.end, e.details) for e in sort_events(tied)] == [
+        ("jump", 5, {}), ("press", 0, {"key": "A"}), ("press", 0, {"key": "W"}),
+        ("turn", 2, {}), ("turn", 3, {})]
+    # released on the last row
+    assert _spans(key_events([["W"], []])) == [("press", 0, 0, {"key": "W"}),
+                                               ("release", 1, 1, {"key": "W"})]
+
+
+def test_event_record_uses_frame_index_and_times():
+    record = Event("press", 1, 2, {"key": "A"}).record(np.array([10, 12, 15]),
+                                                      np.array([0.5, 0.6, 0.75]))
+    assert record == {"kind": "press", "start_frame": 12, "end_frame": 15, "start_t": 0.6,
+                      "end_t": 0.75, "key": "A"}
+    assert type(record["start_frame"]) is int and type(record["end_t"]) is float

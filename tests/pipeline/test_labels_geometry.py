@@ -184,5 +184,6 @@ def test_boxes_barely_on_screen_tiny_or_off_screen():
     np.testing.assert_allclose(b.box_xyxy[0], [0.0, 270.0, 0.5, 330.0], atol=1e-9)
     assert b.on_screen[0] and b.truncation[0] == pytest.approx(1 - 0.5 / 60)
     assert b.on_screen[1] and (b.box_xyxy[1, 2:] - b.box_xyxy[1, :2] < 0.4).all()  # 0.3 px
+    assert b.truncation[1] == 0.0  # whole, though under one square pixel
     assert not b.on_screen[2] and not b.behind_camera[2]  # in front, far to the right
     assert np.isnan(b.box_xyxy[2]).all() and b.truncation[2] == 1.0

@@ -10,8 +10,16 @@ from pipeline.labels._motion import (
     camera_angular_velocity,
     camera_velocity,
     motion_split,
+    move_direction,
     rotation_log,
+    yaw,
 )
+
+# Roblox CFrame components: x, y, z, then R00 R01 R02 R10 R11 R12 R20 R21 R22 (row-major);
+# RightVector is column 0 and LookVector is minus column 2 (CFrame reference page).
+LOOK_MINUS_Z = [0.0, 0.0, 0.0, 1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]  # identity: right +X
+LOOK_PLUS_X = [0.0, 0.0, 0.0, 0, 0, -1.0, 0, 1.0, 0, 1.0, 0, 0]  # right +Z, back -X
+LOOK_MINUS_X = [0.0, 0.0, 0.0, 0, 0, 1.0, 0, 1.0, 0, -1.0, 0, 0]  # right -Z, back +X
 
 
 def test_backward_differences_at_the_edges():
@@ -72,3 +80,77 @@ def test_image_motion_in_pixels_per_second_by_hand():
     np.testing.assert_allclose(image[1:], [[600.0, 0.0]] * 2, atol=1e-9)
     np.testing.assert_allclose(by_object[1:], image[1:], atol=1e-9)
     np.testing.assert_allclose(by_camera[1:], 0.0, atol=1e-9)
+
+
+def _directions(velocity, intent=None, cframe=LOOK_MINUS_Z, threshold=None):
+    velocity = np.array(velocity, float)
+    intent = np.zeros_like(velocity) if intent is None else np.array(intent, float)
+    cframes = np.tile(np.array(cframe, float), (len(velocity), 1))
+    kw = {} if threshold is None else {"threshold": threshold}
+    return move_direction(velocity, intent, cframes, **kw).tolist()
+
+
+def test_move_direction_sectors_by_hand():
+    """Eight 45-degree sectors centred on forward, clockwise seen from above; the boundary
+    between two lies at 22.5 + 45 k degrees, so 0.2 degrees either side of it flips the
+    name. Angles are measured from the camera's look vector toward its right vector."""
+    names = ["forward", "forward-right", "right", "back-right", "back", "back-left", "left",
+             "forward-left"]
+    cases, expected = [], []
+    for k in range(8):
+        for side, delta in ((0, -0.2), (1, 0.2)):
+            angle = math.radians(22.5 + 45 * k + delta)
+            # identity camera: forward is -Z, right is +X; 10 studs/s
+            cases.append([10 * math.sin(angle), 0.0, -10 * math.cos(angle)])
+            expected.append(names[(k + side) % 8])
+    assert _directions(cases) == expected
+    # the same world motion seen by cameras turned to look down +X and -X
+    assert _directions([[10.0, 0, 0], [0, 0, 10.0], [0, 0, -10.0]], cframe=LOOK_PLUS_X) == [
+        "forward", "right", "left"]
+    assert _directions([[10.0, 0, 0], [0, 0, 10.0], [0, 0, -10.0]], cframe=LOOK_MINUS_X) == [
+        "back", "left", "right"]
+    # a camera pitched 60 degrees down still reads forward along its flattened look vector
+    c, s = math.cos(math.radians(-60)), math.sin(math.radians(-60))
+    pitched = [0.0, 0, 0, 1.0, 0, 0, 0, c, -s, 0, s, c]  # rotation about +X
+    assert _directions([[0, 0, -3.0], [3.0, 0, 0]], cframe=pitched) == ["forward", "right"]
+
+
+def test_move_direction_speed_threshold_counts_only_ground_speed():
+    """Moving means a horizontal root speed of at least the threshold (0.5 studs/s): the
+    vertical speed of a fall does not count."""
+    got = _directions([[0.5, 0, 0], [0.49, 0, 0], [0.0, 0, -0.5], [0.3, -50.0, 0.3],
+                       [0.3, 0, 0.4], [np.nan] * 3])
+    assert got == ["right", "none", "forward", "none", "back-right", "none"]
+    assert _directions([[2.0, 0, 0], [1.0, 0, 0]], threshold=1.5) == ["right", "none"]
+
+
+def test_move_direction_prefers_intent_over_velocity():
+    """MoveDirection (horizontal length over 0.1) decides the direction; the root velocity
+    decides whether the character moves at all."""
+    velocity = [[0, 0, -10.0]] * 5 + [[0.0, 0, 0]]
+    intent = [[1.0, 0, 0],  # asks for right while sliding forward: right
+              [0.11, 0, 0],  # just over 0.1: still the intent
+              [0.1, 0, 0],  # exactly 0.1 is not set: the velocity
+              [0, 1.0, 0],  # vertical only: not set
+              [0.08, 0, 0.08],  # 0.113 long in the ground plane: set, back-right
+              [1.0, 0, 0]]  # asks to move, but the root stands still: none
+    assert _directions(velocity, intent) == ["right", "right", "forward", "forward",
+                                             "back-right", "none"]
+
+
+def test_yaw_is_unwrapped_across_frames_without_state():
+    """Heading 0 looking down -Z, +90 degrees looking down -X (turned left); a turn through
+    the back (170 to -170 degrees) continues to 190 degrees, also across a frame without
+    state, which stays NaN."""
+    def looking(angle):
+        look = [-math.sin(angle), 0.0, -math.cos(angle)]  # turned left by `angle`
+        right = [-look[2], 0.0, look[0]]  # look x up
+        return [0.0, 0, 0, right[0], 0, -look[0], 0, 1.0, 0, right[2], 0, -look[2]]
+
+    assert yaw(np.array([LOOK_MINUS_Z, LOOK_MINUS_X])).tolist() == [0.0, math.pi / 2]
+    assert yaw(np.array([LOOK_PLUS_X])).tolist() == [-math.pi / 2]
+    frames = np.array([looking(math.radians(170)), [np.nan] * 12,
+                       looking(math.radians(-170)), looking(math.radians(-150))])
+    got = np.degrees(yaw(frames))
+    assert np.isnan(got[1])
+    np.testing.assert_allclose(got[[0, 2, 3]], [170.0, 190.0, 210.0], atol=1e-9)
