@@ -27,6 +27,7 @@ from capture._errors import ReceiverError
 from capture._guard import RefusedError, check_caller, check_json_type
 from capture._ingest import Arrival, Ingest, ReceiverStats
 from capture._limits import ConnectionGate, Limits
+from capture._loop_thread import LoopThread
 from capture._store import SessionWriter, tool_version
 from capture._validate import BatchValidator, prepare_batch, validate_in_worker
 from capture._wire import Health, SyncReply
@@ -333,20 +334,16 @@ class Receiver:
 
 
 
-class ReceiverThread:
+class ReceiverThread(LoopThread):
     """A `Receiver` on its own event loop in a daemon thread, for synchronous callers.
 
     ``with ReceiverThread(writer, port=0) as rx: ...`` starts it (returning once bound) and
-    stops it on exit; `stop()` is idempotent.
+    stops it on exit; `stop()` waits for pending writes and is idempotent.
     """
 
     def __init__(self, writer: SessionWriter, **options: Any) -> None:
+        super().__init__("stpe-receiver")
         self._receiver = Receiver(writer, **options)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
 
     @property
     def receiver(self) -> Receiver:
@@ -366,43 +363,20 @@ class ReceiverThread:
 
     def start(self) -> ReceiverThread:
         """Start serving; returns once the port is bound (raises ReceiverError if not)."""
-        if self._thread is not None:
+        if self.started:
             raise ReceiverError("the receiver thread is already started")
-        self._thread = threading.Thread(target=self._run, name="stpe-receiver", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            self._thread.join()
-            raise self._error
+        error = self._launch()
+        if error is not None:
+            raise error
         return self
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported to start(), or logged if it was running
-            if self._ready.is_set():
-                logger.exception("the receiver thread failed")
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
+    async def _serve(self, stopping: asyncio.Event) -> None:
         await self._receiver.start()
-        self._ready.set()
+        self._bound()
         try:
-            await self._stop_event.wait()
+            await stopping.wait()
         finally:
             await self._receiver.stop()
-
-    def stop(self) -> None:
-        """Stop serving and wait for pending writes. Safe to call twice."""
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return
-        if self._loop is not None and self._stop_event is not None:
-            self._loop.call_soon_threadsafe(self._stop_event.set)
-        thread.join()
 
     def __enter__(self) -> ReceiverThread:
         return self.start()

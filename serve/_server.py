@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import threading
 
 from aiohttp import web
 
+from capture._loop_thread import LoopThread
 from pipeline._errors import PipelineError
 from serve._app import make_app
 from serve._context import ServeContext
@@ -22,7 +22,7 @@ class ServeError(PipelineError):
     """The server could not start (port taken, sessions folder missing)."""
 
 
-class ServeThread:
+class ServeThread(LoopThread):
     """The app on its own event loop in a daemon thread, bound to 127.0.0.1 only.
 
     ``with ServeThread(ctx, port=0) as server: server.url`` starts it (returning once bound)
@@ -34,15 +34,11 @@ class ServeThread:
                              "folder your sessions are recorded into")
         if not 0 <= port <= 65535:
             raise ServeError(f"port {port} is out of range; use 0..65535 (0 picks a free one)")
+        super().__init__("stpe-serve")
         self.ctx = ctx
         self.token = token or secrets.token_urlsafe(24)
         self._requested = port
         self._port: int | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
 
     @property
     def port(self) -> int:
@@ -60,29 +56,15 @@ class ServeThread:
         return f"{self.base_url}/?token={self.token}"
 
     def start(self) -> ServeThread:
-        if self._thread is not None:
+        if self.started:
             raise ServeError("the server is already started")
-        self._thread = threading.Thread(target=self._run, name="stpe-serve", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            self._thread.join()
-            raise ServeError(f"cannot serve on {HOST}:{self._requested} ({self._error}); "
-                             "pick another --port, or 0 for a free one") from self._error
+        error = self._launch()
+        if error is not None:
+            raise ServeError(f"cannot serve on {HOST}:{self._requested} ({error}); "
+                             "pick another --port, or 0 for a free one") from error
         return self
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported to start(), or logged if it was running
-            if self._ready.is_set():
-                logger.exception("the server thread failed")
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def _serve(self, stopping: asyncio.Event) -> None:
         runner = web.AppRunner(make_app(self.ctx, self.token), access_log=None,
                                handle_signals=False)
         await runner.setup()
@@ -90,19 +72,10 @@ class ServeThread:
             site = web.TCPSite(runner, HOST, self._requested, reuse_address=False)
             await site.start()
             self._port = runner.addresses[0][1]
-            self._ready.set()
-            await self._stop.wait()
+            self._bound()
+            await stopping.wait()
         finally:
             await runner.cleanup()
-
-    def stop(self) -> None:
-        """Stop serving and wait for the thread; idempotent."""
-        if self._thread is None:
-            return
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join()
-        self._thread = None
 
     def __enter__(self) -> ServeThread:
         return self.start()
