@@ -26,6 +26,8 @@ def command(sessions_dir: Path, port: int, no_browser: bool) -> None:
 
     It listens on 127.0.0.1 only; the address it prints carries a token made for this
     start, which the browser keeps in a cookie: share neither."""
+    import duckdb  # noqa: F401  (the search runs on it: a missing extra stops here, exit 3)
+
     from serve import ServeContext, ServeThread
 
     output = Output.current()

@@ -14,13 +14,13 @@ from tests.alignment._sessions import write_session
 from tests.pipeline.demo_session import labelled_demo_session
 from tests.pipeline.terminal import COLUMNS, in_terminal
 
-HIDE_PANDAS = """
+HIDE = """
 import sys
-class NoPandas:  # an environment without the export extra: `import pandas` fails
+class Hidden:  # an environment without an extra: importing {module} fails
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "pandas":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, NoPandas())
+        if name.split(".")[0] == "{module}":
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Hidden())
 """
 
 
@@ -90,10 +90,17 @@ def test_mistakes_get_one_clear_message(work, args, code, fragment):
 
 def test_export_without_the_export_extra_names_it(work):
     screen = in_terminal("export", work / "sessions", "--format", "lerobot", "--out",
-                         work / "lr", prelude=HIDE_PANDAS)
+                         work / "lr", prelude=HIDE.format(module="pandas"))
     _check(screen, 3, "pandas is not installed", "'export' extra",
            "pip install -e '.[export]'")
     assert not (work / "lr").exists()
+
+
+def test_serve_without_the_serve_extra_names_it(work):
+    screen = in_terminal("serve", "--sessions", work / "sessions", "--port", "0",
+                         "--no-browser", prelude=HIDE.format(module="duckdb"))
+    _check(screen, 3, "duckdb is not installed", "'serve' extra", "pip install -e '.[serve]'")
+    assert not (work / "sessions" / ".stpe-serve").exists()
 
 
 def test_errors_are_json_too_under_json(work):
