@@ -21,10 +21,10 @@ Run: python benchmarks/align.py [--hours 1]
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import pandas as pd
+from _timing import best_of
 
 from alignment import Matching, fit_clock, match_frames, simulate_capture
 from alignment._match import content_times, display_latency
@@ -40,15 +40,6 @@ def _sync(sim) -> list[dict]:
     return probes + anchors
 
 
-def _best_of(fn, repeat: int = 5) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=1.0)
@@ -57,12 +48,12 @@ def main() -> None:
     frames, truth = sim.grab_start_ns.astype(np.float64), sim.true_seq
     print(f"{sim.seq.size} samples, {frames.size} frames, {sim.probe_t0.size} probes")
 
-    fit_s, (model, segment) = _best_of(lambda: fit_clock(sim.client_t, sim.arrival_ns,
+    fit_s, (model, segment) = best_of(lambda: fit_clock(sim.client_t, sim.arrival_ns,
                                                          _sync(sim)), repeat=1)
     host = model.to_host_ns(sim.client_t, segment)
 
     decoded = truth.copy()  # the strip on every frame: its decoded seq (= sample index here)
-    tc_s, tc = _best_of(lambda: match_frames(frames, host, decoded=decoded))
+    tc_s, tc = best_of(lambda: match_frames(frames, host, decoded=decoded))
 
     clap = (frames < frames[0] + 2e9) | (frames > frames[-1] - 2e9)
     clap_decoded = np.where(clap, truth, -1)
@@ -71,7 +62,7 @@ def main() -> None:
         latency, _ = display_latency(frames, host, clap_decoded)
         return match_frames(content_times(frames, latency, host), host, decoded=clap_decoded)
 
-    clap_s, clap_m = _best_of(clap_match)
+    clap_s, clap_m = best_of(clap_match)
     latency, _ = display_latency(frames, host, clap_decoded)
 
     left = pd.DataFrame({"time": pd.to_datetime(sim.frame_wall_ns, unit="ns")})
@@ -84,8 +75,8 @@ def main() -> None:
                                tolerance=pd.Timedelta(50, "ms"))
         return merged["seq"].to_numpy()
 
-    asof_s, asof_seq = _best_of(asof)
-    _, asof_lat_seq = _best_of(lambda: asof(latency, "backward"), repeat=1)
+    asof_s, asof_seq = best_of(asof)
+    _, asof_lat_seq = best_of(lambda: asof(latency, "backward"), repeat=1)
 
     def wrong(seq: np.ndarray) -> int:
         seq = np.asarray(seq, np.float64)

@@ -44,6 +44,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _timing import best_of
+
 from capture import Session
 from capture._video import VideoWriter
 from pipeline.demo import build_sample
@@ -126,22 +128,13 @@ def remux_times(folder: Path, frames: int, size: str) -> None:
         for i in range(frames):
             image[:, :, 0] = i % 256
             out.write(image, round(i / FPS * 1000) * 1000)
-    ours_s, _ = _best_of(lambda: remux_mp4(folder / "video.mkv", folder / "ours.mp4"), 3)
+    ours_s, _ = best_of(lambda: remux_mp4(folder / "video.mkv", folder / "ours.mp4"), 3)
     ffmpeg = ["ffmpeg", "-v", "error", "-y", "-i", str(folder / "video.mkv"), "-c", "copy",
               "-movflags", "+faststart", str(folder / "ffmpeg.mp4")]
-    peer_s, _ = _best_of(lambda: subprocess.run(ffmpeg, check=True), 3)
+    peer_s, _ = best_of(lambda: subprocess.run(ffmpeg, check=True), 3)
     print(f"mp4   {ours_s * 1e3:8.1f} ms   ffmpeg {peer_s * 1e3:8.1f} ms   "
           f"ratio {peer_s / ours_s:6.2f}x   ({frames} frames {size}, "
           f"{(folder / 'video.mkv').stat().st_size / 1e6:.1f} MB, once per session)")
-
-
-def _best_of(fn, repeat: int = 5) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main() -> None:
@@ -183,10 +176,10 @@ def main() -> None:
                 with urllib.request.urlopen(req) as response:
                     return json.loads(response.read())
 
-            query_s, found = _best_of(lambda: post("/api/search/state", QUERY), 3)
-            list_s, listed = _best_of(lambda: get("/api/sessions"))
-            open_s, _ = _best_of(open_session)
-            seek_s, window = _best_of(
+            query_s, found = best_of(lambda: post("/api/search/state", QUERY), 3)
+            list_s, listed = best_of(lambda: get("/api/sessions"))
+            open_s, _ = best_of(open_session)
+            seek_s, window = best_of(
                 lambda: get(f"/api/sessions/hour/labels?start={middle}&count={WINDOW}"))
 
         def pandas_list() -> list[int]:
@@ -197,11 +190,11 @@ def main() -> None:
             frame = pd.read_parquet(labels)
             return frame[(frame.frame_index >= middle) & (frame.frame_index < middle + WINDOW)]
 
-        pandas_query_s, expected = _best_of(lambda: pandas_query(root), 3)
+        pandas_query_s, expected = best_of(lambda: pandas_query(root), 3)
         assert found["total"] == len(expected)
         assert [(r["session"], r["frame"]) for r in found["results"]] == expected[:100]
-        pandas_list_s, _ = _best_of(pandas_list, 3)
-        pandas_seek_s, picked = _best_of(pandas_seek, 3)
+        pandas_list_s, _ = best_of(pandas_list, 3)
+        pandas_seek_s, picked = best_of(pandas_seek, 3)
         assert len(listed["sessions"]) == args.sessions
         assert [r["frame_index"] for r in window["rows"]] == picked.frame_index.tolist()
         assert np.allclose([r["root_px"] for r in window["rows"]],

@@ -3,11 +3,13 @@ options and a taken port are clear errors, and serving writes nothing into a ses
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,10 +26,25 @@ def _serve(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@contextlib.contextmanager
+def _serving(*args: str) -> Iterator[subprocess.Popen]:
+    """`stpe serve` running; the block ends it with Ctrl-C (SIGINT) and waits, and the
+    process is killed and its pipes closed whatever happened."""
+    process = _serve(*args)
+    try:
+        yield process
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
 def test_the_printed_url_logs_in_and_ctrl_c_stops_it(demo_sessions):
     before = _files(demo_sessions)
-    process = _serve("--sessions", str(demo_sessions), "--port", "0")
-    try:
+    with _serving("--sessions", str(demo_sessions), "--port", "0") as process:
         while not (line := process.stdout.readline()).startswith(b"open: "):
             assert line, process.stderr.read().decode()
         url = line.decode().split(" ", 1)[1].strip()
@@ -43,13 +60,6 @@ def test_the_printed_url_logs_in_and_ctrl_c_stops_it(demo_sessions):
                                                      json.loads(body)["sessions"]}
         status, _, _ = request(base, "/media/demo/video", token=token)
         assert status == 200
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-    finally:
-        process.kill()
-        process.wait()
-        process.stdout.close()
-        process.stderr.close()
     assert process.returncode == 130
     assert _files(demo_sessions) == before
 
@@ -73,9 +83,8 @@ def test_a_missing_sessions_folder_is_a_usage_error(tmp_path):
 
 
 def test_json_gives_the_address_as_one_document(demo_sessions):
-    process = _serve("--sessions", str(demo_sessions), "--port", "0", "--json")
     text = b""
-    try:
+    with _serving("--sessions", str(demo_sessions), "--port", "0", "--json") as process:
         while True:
             line = process.stdout.readline()
             assert line, process.stderr.read().decode()
@@ -83,13 +92,6 @@ def test_json_gives_the_address_as_one_document(demo_sessions):
             if line.rstrip() == b"}":
                 break
         document = json.loads(text)
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-    finally:
-        process.kill()
-        process.wait()
-        process.stdout.close()
-        process.stderr.close()
     assert document["command"] == "serve"
     assert document["sessions"] == str(demo_sessions.resolve())
     url = urlsplit(document["url"])
