@@ -72,19 +72,55 @@ def load_pretrained(loader: Any, model_id: str, *, dtype: str, device: str) -> t
             logger.info("%s has no SDPA attention; using eager", model_id)
             model = loader.from_pretrained(model_id, **kwargs)
     except OSError as exc:
-        raise PipelineError(f"cannot load model {model_id!r} ({exc}); pass a hub id you can "
-                            "download or a local folder made with save_pretrained") from None
+        raise _load_error(model_id, exc) from None
     model = model.to(target).eval()
     torch.set_grad_enabled(False)
     return model, model_record(model, model_id, dtype)
+
+
+def _load_error(model_id: str, exc: OSError) -> PipelineError:
+    """What to tell the user when `from_pretrained` fails: the hub's answer (gated, unknown
+    id) with what to do about it, else the loader's own message."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, RepositoryNotFoundError):
+        cause = cause.__cause__
+    login = "log in with `hf auth login` (or set HF_TOKEN) and run again"
+    if isinstance(cause, GatedRepoError):
+        return PipelineError(
+            f"model {model_id!r} is gated on the hub: accept its licence at "
+            f"{constants.ENDPOINT}/{model_id} with your account, then {login}")
+    if isinstance(cause, RepositoryNotFoundError):
+        status = cause.response.status_code if cause.response is not None else "an error"
+        return PipelineError(
+            f"model {model_id!r} is not a local folder, and the hub ({constants.ENDPOINT}) "
+            f"answered {status}: no such model, or a private one. Check the id (org/name) "
+            f"or the folder's path; for a private model {login}")
+    return PipelineError(f"cannot load model {model_id!r} ({exc}); pass a hub id you can "
+                         "download or a local folder made with save_pretrained")
 
 
 def model_record(model: Any, model_id: str, dtype: str) -> dict[str, Any]:
     """Model id, class, revision (commit hash when loaded from the hub) and dtype."""
     config = getattr(model, "config", None)
     return {"model_id": model_id, "model_class": type(model).__name__,
-            "revision": getattr(config, "_commit_hash", None), "dtype": dtype,
+            "revision": hub_revision(model_id), "dtype": dtype,
             "attn_implementation": getattr(config, "_attn_implementation", None)}
+
+
+def hub_revision(model_id: str) -> str | None:
+    """The commit a hub id's files were just loaded from: the one its cached `main` points
+    to (transformers resolves `main` to a commit before loading and records it there).
+    None for a local folder."""
+    if Path(model_id).is_dir():
+        return None
+    from huggingface_hub import try_to_load_from_cache
+    from transformers.utils.hub import extract_commit_hash
+
+    found = try_to_load_from_cache(model_id, "config.json")
+    return extract_commit_hash(found, None) if isinstance(found, str) else None
 
 
 def repo_file(model_id: str, name: str) -> Path | None:

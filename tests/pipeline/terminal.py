@@ -12,6 +12,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\
 class Screen:
     code: int
     text: str  # escapes removed; each carriage-return rewrite kept as its own line
+    stdout: str | None = None  # what went to stdout when it was piped (`pipe_stdout`)
 
     @property
     def lines(self) -> list[str]:
@@ -45,16 +47,19 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def in_terminal(*args: object, env: dict[str, str] | None = None, prelude: str = "",
-                timeout: float = 240.0, interrupt_when: Callable[[str], bool] | None = None
-                ) -> Screen:
+                timeout: float = 240.0, interrupt_when: Callable[[str], bool] | None = None,
+                pipe_stdout: bool = False) -> Screen:
     """`stpe ARGS` with stdin, stdout and stderr on an 80x24 pseudo-terminal. `prelude`
     is Python run first in the same process (to hide an installed module). With
-    `interrupt_when`, Ctrl-C (SIGINT) is sent once it is true of the output so far."""
+    `interrupt_when`, Ctrl-C (SIGINT) is sent once it is true of the output so far. With
+    `pipe_stdout`, stdout goes to a file instead (`| tee`): the screen shows stderr only."""
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, COLUMNS, 0, 0))
     code = f"{prelude}\nfrom pipeline.cli import main\nmain()"
+    out = tempfile.TemporaryFile() if pipe_stdout else None  # noqa: SIM115 (closed below)
     process = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdin=child,
-                               stdout=child, stderr=child, env=_env(env), close_fds=True)
+                               stdout=out or child, stderr=child, env=_env(env),
+                               close_fds=True)
     os.close(child)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -80,8 +85,13 @@ def in_terminal(*args: object, env: dict[str, str] | None = None, prelude: str =
         process.kill()
         process.wait()
         os.close(main)
+    stdout = None
+    if out is not None:
+        out.seek(0)
+        stdout = out.read().decode(errors="replace")
+        out.close()
     raw = b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
-    return Screen(code_, _ESCAPES.sub("", raw))
+    return Screen(code_, _ESCAPES.sub("", raw), stdout)
 
 
 def piped(*args: object, env: dict[str, str] | None = None,
