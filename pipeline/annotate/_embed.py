@@ -52,7 +52,8 @@ class EmbedStage:
 
         s = self.settings
         model_id = s.model_id(self.name)
-        self.model, record = load_pretrained(AutoModel, model_id, dtype=s.dtype, device=s.device)
+        self.model, record = load_pretrained(AutoModel, model_id, dtype=s.dtype, device=s.device,
+                                             compile_model=s.compile_models)
         config = self.model.config
         self.patch = int(config.patch_size)
         self.registers = int(getattr(config, "num_register_tokens", 0) or 0)

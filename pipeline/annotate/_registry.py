@@ -39,6 +39,7 @@ class AnnotateSettings:
     prefetch: int = 1  # whole shards decoded ahead of the models
     keep_models: bool = True  # every stage's model loaded at once, one decode per session
     allow_large_on_cpu: bool = False  # run multi-billion-parameter models on a CPU
+    compile_models: bool = False  # torch.compile the embedding backbones (embed, video)
     # embed
     max_side: int = 512
     dense_every: int = 10

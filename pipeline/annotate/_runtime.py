@@ -49,13 +49,15 @@ def torch_dtype(dtype: str) -> Any:
     return getattr(import_torch(), _DTYPES[dtype])
 
 
-def load_pretrained(loader: Any, model_id: str, *, dtype: str, device: str) -> tuple[Any, dict]:
+def load_pretrained(loader: Any, model_id: str, *, dtype: str, device: str,
+                    compile_model: bool = False) -> tuple[Any, dict]:
     """`loader.from_pretrained(model_id)` in eval mode with SDPA attention (eager where the
     architecture has no SDPA path); returns the model and what to record about it.
 
     The device is checked before anything loads; on CUDA with accelerate installed the
     weights load straight onto the GPU instead of passing through host memory. Downloads
-    show huggingface_hub's progress bars."""
+    show huggingface_hub's progress bars. With `compile_model` the model is wrapped in
+    `torch.compile` (compiled at its first call for each new input shape)."""
     import importlib.util
 
     torch = import_torch()
@@ -75,7 +77,8 @@ def load_pretrained(loader: Any, model_id: str, *, dtype: str, device: str) -> t
         raise _load_error(model_id, exc) from None
     model = model.to(target).eval()
     torch.set_grad_enabled(False)
-    return model, model_record(model, model_id, dtype)
+    record = {**model_record(model, model_id, dtype), "compiled": compile_model}
+    return (torch.compile(model) if compile_model else model), record
 
 
 def _load_error(model_id: str, exc: OSError) -> PipelineError:

@@ -52,7 +52,8 @@ class VideoStage:
 
         s = self.settings
         model_id = s.model_id(self.name)
-        self.model, record = load_pretrained(AutoModel, model_id, dtype=s.dtype, device=s.device)
+        self.model, record = load_pretrained(AutoModel, model_id, dtype=s.dtype, device=s.device,
+                                             compile_model=s.compile_models)
         pre = preprocessor_dict(model_id, "video_preprocessor_config.json")
         crop = pre.get("crop_size") or self.model.config.crop_size
         self.crop = int(crop["height"] if isinstance(crop, dict) else crop)

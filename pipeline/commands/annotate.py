@@ -38,6 +38,9 @@ def _epilog() -> str:
               help="Run models of 3B+ parameters on the CPU (refused otherwise: very slow).")
 @click.option("--one-model-at-a-time", is_flag=True,
               help="Load one stage's model at a time (less memory; decodes once per stage).")
+@click.option("--compile", "compile_models", is_flag=True,
+              help="torch.compile the embedding models (embed, video): faster once "
+                   "compiled, but each new input shape compiles first (minutes for 7B).")
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default="bf16",
               show_default=True)
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -59,7 +62,7 @@ def _epilog() -> str:
 @click.option("--max-pixels", type=click.IntRange(min=1024), default=448 * 448,
               show_default=True)
 def command(sessions: list[Path], stages: str, device: str, allow_large_on_cpu: bool,
-            one_model_at_a_time: bool, dtype: str, engine: str,
+            one_model_at_a_time: bool, compile_models: bool, dtype: str, engine: str,
             num_gpus: float | None, concurrency: int | None,
             embed_model: str | None, segment_model: str | None, caption_model: str | None,
             video_model: str | None, context: str, dense_every: int,
@@ -73,6 +76,7 @@ def command(sessions: list[Path], stages: str, device: str, allow_large_on_cpu: 
     settings = AnnotateSettings(device=device, dtype=dtype, batch_size=batch_size,
                                 allow_large_on_cpu=allow_large_on_cpu,
                                 keep_models=not one_model_at_a_time,
+                                compile_models=compile_models,
                                 models=models,
                                 context=context, dense_every=dense_every,
                                 caption_every=caption_every, max_side=max_side,
