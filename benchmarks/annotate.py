@@ -16,7 +16,8 @@ Three measurements, one run:
    loading and writing), FLOPs of one shard counted by torch.utils.flop_counter, frames/s
    and MFU per stage and for the full stack (embed every frame, SAM 3 box-prompt tracking,
    event captions, V-JEPA 2 clips), against the prototype's way on the same frames: one
-   frame per call (batch 1) in fp32.
+   frame per call (batch 1) in fp32. With `--compile`, embed and video are timed again
+   compiled (the warm-up shard compiles), against their eager rate.
 
 On CUDA the default architectures are built with random weights (throughput does not depend
 on the weights): DINOv3 ViT-7B/16, SAM 3, V-JEPA 2 ViT-L (Qwen3-VL keeps the test width:
@@ -244,9 +245,10 @@ def cpu_peak() -> float:
 
 
 def measure(stage_name: str, settings: AnnotateSettings, shards: list[ShardInput],
-            cuda: bool) -> tuple[float, float]:
-    """(frames/s, FLOPs per frame) of a stage in steady state: warm-up on the first shard,
-    the others timed, FLOPs counted on the last."""
+            cuda: bool, count_flops: bool = True) -> tuple[float, float]:
+    """(frames/s, FLOPs per frame) of a stage in steady state: warm-up on the first shard
+    (where `--compile` compiles), the others timed, FLOPs counted on the last (0 when not
+    `count_flops`: a compiled model is not counted, it does the eager model's work)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     stage = create_stage(stage_name, settings)
@@ -254,11 +256,13 @@ def measure(stage_name: str, settings: AnnotateSettings, shards: list[ShardInput
     try:
         stage.process(shards[0])  # warm-up
         seconds = sum(timed(lambda s=s: stage.process(s), cuda) for s in shards[1:])
+        fps = sum(len(s.frames) for s in shards[1:]) / seconds
+        if not count_flops:
+            return fps, 0.0
         counter = FlopCounterMode(display=False)
         with counter:
             stage.process(shards[-1])
-        flops = counter.get_total_flops() / len(shards[-1].frames)
-        return sum(len(s.frames) for s in shards[1:]) / seconds, flops
+        return fps, counter.get_total_flops() / len(shards[-1].frames)
     finally:
         stage.close()
 
@@ -298,6 +302,12 @@ def stages_part(args: argparse.Namespace, root: Path) -> None:
         print(f"  {name:8s} ours {fps:8.2f} frames/s  {flops / 1e9:9.2f} GFLOP/frame  MFU "
               f"{flops * fps / peak:6.1%}   prototype (batch 1, fp32) {proto_fps:8.2f} frames/s"
               f"  ratio {fps / proto_fps:.2f}x")
+        if args.compile and name in ("embed", "video"):
+            compiled_fps, _ = measure(name, replace(ours, compile_models=True), shards, cuda,
+                                      count_flops=False)
+            print(f"  {name:8s} --compile {compiled_fps:8.2f} frames/s  MFU "
+                  f"{flops * compiled_fps / peak:6.1%}   ratio to eager "
+                  f"{compiled_fps / fps:.2f}x")
     print(f"  full stack ours {1 / total_ours:.2f} frames/s, prototype {1 / total_proto:.2f} "
           f"frames/s, ratio {total_proto / total_ours:.2f}x")
 
@@ -321,6 +331,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-side", type=int, default=512)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--compile", action="store_true",
+                        help="also time embed and video with torch.compile")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"cuda {torch.cuda.is_available()}")
