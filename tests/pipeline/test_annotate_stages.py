@@ -124,6 +124,9 @@ def test_labels_missing_columns_are_named(tmp_path) -> None:
         read_labels(Session.open(session))
 
 
+# Ray Data's own DataContext() sets the fields it deprecates (as in test_annotate_ray.py);
+# without this the test passed only when that module had created the context first
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 def test_ray_engine_matches_local(tmp_path, tiny_models) -> None:
     ray = pytest.importorskip("ray")
     local = [make_session(tmp_path / "local", f"s{i}", frames=4) for i in range(2)]
