@@ -39,8 +39,8 @@ def _epilog() -> str:
 @click.option("--one-model-at-a-time", is_flag=True,
               help="Load one stage's model at a time (less memory; decodes once per stage).")
 @click.option("--compile", "compile_models", is_flag=True,
-              help="torch.compile the embedding models (embed, video): faster once "
-                   "compiled, but each new input shape compiles first (minutes for 7B).")
+              help="torch.compile the embedding models (embed, video); each new input "
+                   "shape is compiled first (minutes for a 7B model).")
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default="bf16",
               show_default=True)
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
