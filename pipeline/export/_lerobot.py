@@ -84,6 +84,8 @@ def _features(width: int, height: int, fps: int) -> dict[str, Feature]:
 
 
 def _column(values: Any) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values
     if isinstance(values, list):
         return pa.array(values, pa.string())
     values = np.ascontiguousarray(values)
