@@ -143,14 +143,15 @@ def _stats(path: Path, features: dict[str, Feature], ranges: Sequence[tuple[int,
            ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """LeRobot statistics of every numeric column of the data file (flat fixed-size lists
     and scalars), over all rows and over each [from, to) range of rows. The file is read one
-    column at a time, so memory holds one column, not the table; the values are those
-    written, and the statistics are numpy's on them (exact quantiles included)."""
+    column at a time, so memory holds one column, not the table (decoded on this thread,
+    the pool's free pages returned after each, as `iter_parquet` does); the values are
+    those written, and the statistics are numpy's on them (exact quantiles included)."""
     overall: dict[str, Any] = {}
     episodes: list[dict[str, Any]] = [{} for _ in ranges]
     for name in pq.read_schema(path).names:
         if name in STRING_FEATURES:
             continue
-        column = pq.read_table(path, columns=[name])[name].combine_chunks()
+        column = pq.read_table(path, columns=[name], use_threads=False)[name].combine_chunks()
         shape = tuple(features[name].shape)
         nested = pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type)
         values = pc.list_flatten(column) if nested else column
@@ -159,6 +160,7 @@ def _stats(path: Path, features: dict[str, Feature], ranges: Sequence[tuple[int,
         overall[name] = vector_stats(values, shape)
         for out, (a, b) in zip(episodes, ranges, strict=True):
             out[name] = vector_stats(values[a:b], shape)
+        pa.default_memory_pool().release_unused()
     return overall, episodes
 
 
