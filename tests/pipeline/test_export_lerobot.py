@@ -69,20 +69,26 @@ def test_rows_are_the_nearest_captured_frames_at_the_nominal_rate(export, sessio
     assert len(set(data["source_frame_index"].to_pylist()[:49])) == 39
 
 
-def test_video_is_constant_rate_with_lerobot_keyframes(export):
+def test_each_episode_has_its_constant_rate_video_with_lerobot_keyframes(export):
     data = pq.read_table(export / "data/chunk-000/file-000.parquet")
     episodes = pq.read_table(export / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
-    with av.open(str(export / VIDEO)) as container:
-        stream = container.streams.video[0]
-        packets = [p for p in container.demux(stream) if p.size]
-        pts = sorted(float(p.pts * stream.time_base) for p in packets)
-        keys = [p.is_keyframe for p in sorted(packets, key=lambda p: p.pts)]
-    assert len(pts) == data.num_rows
-    start = np.array([episodes[e]["videos/observation.images.main/from_timestamp"]
-                      for e in data["episode_index"].to_pylist()])
-    np.testing.assert_allclose(pts, start + data["timestamp"].to_numpy(), atol=1e-9)
-    np.testing.assert_allclose(pts, np.arange(len(pts)) / 30, atol=1e-9)
-    assert keys == [i % 2 == 0 for i in range(len(keys))]
+    videos = sorted((export / VIDEO).parent.glob("*.mp4"))
+    assert [v.name for v in videos] == ["file-000.mp4", "file-001.mp4"]
+    for ep, episode in enumerate(episodes):
+        assert episode["videos/observation.images.main/chunk_index"] == 0
+        assert episode["videos/observation.images.main/file_index"] == ep
+        assert episode["videos/observation.images.main/from_timestamp"] == 0.0
+        with av.open(str(videos[ep])) as container:
+            stream = container.streams.video[0]
+            packets = [p for p in container.demux(stream) if p.size]
+            pts = sorted(float(p.pts * stream.time_base) for p in packets)
+            keys = [p.is_keyframe for p in sorted(packets, key=lambda p: p.pts)]
+        rows = data.slice(episode["dataset_from_index"], episode["length"])
+        assert len(pts) == episode["length"]
+        assert episode["videos/observation.images.main/to_timestamp"] == len(pts) / 30
+        np.testing.assert_allclose(pts, rows["timestamp"].to_numpy(), atol=1e-9)
+        np.testing.assert_allclose(pts, np.arange(len(pts)) / 30, atol=1e-9)
+        assert keys == [i % 2 == 0 for i in range(len(keys))]
 
 
 def test_gop_option_sets_the_keyframe_interval(sessions, tmp_path):
