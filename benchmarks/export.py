@@ -6,6 +6,7 @@ the target is >= 0.8 of the floor.
     python benchmarks/export.py [--frames 300] [--size 640x360] [--repeat 3]
     python benchmarks/export.py --rss --size 1920x1080 --frames 150,600 [--formats parquet]
     python benchmarks/export.py --rss --size 320x180 --frames 1000,4000 --entities 40
+    python benchmarks/export.py --rss ... --work /tmp/sessions  # keep the sessions for reruns
 
 Floors: LeRobot = decode and re-encode at a constant rate with raw PyAV, LeRobot's encoder
 settings (keyframe every 2 frames); WebDataset = decode, JPEG, tarfile; Parquet = decode,
@@ -179,10 +180,12 @@ def peak_rss(work: Path, lengths: list[int], width: int, height: int,
              formats: list[str], entities: int, codes: list[Path]) -> None:
     print(f"peak RSS of one export in a child process, {width}x{height}, {entities} "
           "entities")
+    folders = {n: work / f"rss-{width}x{height}-{entities}-{n}" for n in lengths}
     for n in lengths:
-        path = work / f"rss-{n}" / "s1"
-        if not path.exists():
-            make(work / f"rss-{n}", n, width, height, entities=entities)
+        path = folders[n] / "s1"
+        if not (path / "labels.parquet").exists():  # labels are written last
+            shutil.rmtree(folders[n], ignore_errors=True)
+            make(folders[n], n, width, height, entities=entities)
         labels = pq.read_table(path / "labels.parquet")
         print(f"{n:6d} frames: labels.parquet {labels.nbytes / labels.num_rows / 1024:.1f} KB "
               f"per frame in memory, {(path / 'labels.parquet').stat().st_size / 2**20:.1f} "
@@ -196,7 +199,7 @@ def peak_rss(work: Path, lengths: list[int], width: int, height: int,
             out = work / f"rss-out-{fmt}-{n}"
             start = time.perf_counter()
             child = subprocess.run(
-                [sys.executable, "-c", CHILD, str(work / f"rss-{n}" / "s1"), fmt, str(out)],
+                [sys.executable, "-c", CHILD, str(folders[n] / "s1"), fmt, str(out)],
                 capture_output=True, text=True, check=True, cwd=code,
                 env={"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin"})
             mb = int(child.stdout.split()[-1]) / 1024
@@ -217,24 +220,30 @@ def main() -> None:
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rss", action="store_true", help="peak memory of long exports")
-    parser.add_argument("--formats", default=",".join(FLOORS), help="for --rss")
+    parser.add_argument("--formats", default=",".join(FLOORS),
+                        help="for --rss; empty: only make the sessions (with --work)")
     parser.add_argument("--entities", type=int, default=1, help="tagged entities per sample")
+    parser.add_argument("--work", type=Path, help="folder for the sessions, kept and reused "
+                        "across runs (default a temporary folder, removed)")
     parser.add_argument("--code", type=Path, action="append",
                         help="a source tree whose export --rss measures (repeatable; "
                         "default this one)")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
-    work = Path(tempfile.mkdtemp(prefix="stpe-bench-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="stpe-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     try:
         lengths = [int(v) for v in args.frames.split(",")]
         if args.rss:
             codes = [c.resolve() for c in args.code or [Path(__file__).resolve().parents[1]]]
-            peak_rss(work, lengths, width, height, args.formats.split(","), args.entities,
+            peak_rss(work, lengths, width, height, [f for f in args.formats.split(",") if f],
+                     args.entities,
                      codes)
         else:
             throughput(work, lengths[0], width, height, args.repeat)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,44 +6,15 @@ holds rows for the same frame and object; unrecognised annotation files are skip
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from pipeline.export._coco_masks import SegmentMasks
 from pipeline.export._records import jpeg, key
 from pipeline.export._registry import register
 from pipeline.export._source import ExportOptions, SessionData, iter_images, label_rows
-
-logger = logging.getLogger(__name__)
-
-
-def segment_masks(data: SessionData) -> dict[tuple[int, str], dict[str, Any]]:
-    """{(frame_index, entity id): RLE} from the segment stage's shards
-    (`annotations/segment/shard-*.parquet`, docs/annotations.md): only masks anchored to a
-    true entity; when several masks claim one entity in a frame, the best-scoring wins."""
-    out: dict[tuple[int, str], dict[str, Any]] = {}
-    best: dict[tuple[int, str], float] = {}
-    folder = data.session.file("annotations") / "segment"
-    for path in sorted(folder.glob("shard-*.parquet")):
-        try:
-            rows = pq.read_table(path, columns=["frame_index", "entity_id", "score",
-                                                "mask_size", "mask_counts"]).to_pylist()
-        except (pa.ArrowException, OSError, KeyError) as exc:
-            logger.warning("skipping unreadable mask file %s: %s", path, exc)
-            continue
-        for row in rows:
-            if row["entity_id"] is None:
-                continue
-            key_ = (row["frame_index"], row["entity_id"])
-            if row["score"] > best.get(key_, -1.0):
-                best[key_] = row["score"]
-                out[key_] = {"size": list(row["mask_size"]), "counts": row["mask_counts"]}
-    return out
 
 
 class _Parts:
@@ -104,7 +75,7 @@ def export_coco(sessions: Sequence[SessionData], root: Path,
     parts = _Parts(root)
     try:
         for s in sessions:
-            masks = segment_masks(s)
+            masks = SegmentMasks(s)
             rows = label_rows(s, ["frame_index", "t", "objects"])
             for (_, image), label in zip(iter_images(s, options), rows, strict=True):
                 images += 1
@@ -115,6 +86,7 @@ def export_coco(sessions: Sequence[SessionData], root: Path,
                     "id": images, "file_name": name, "width": image.shape[1],
                     "height": image.shape[0], "session": s.name, "split": s.split,
                     "frame_index": label["frame_index"], "t": label["t"]})
+                frame_masks = masks.frame(label["frame_index"])
                 for obj in label["objects"]:
                     if not obj["on_screen"]:
                         continue
@@ -128,7 +100,7 @@ def export_coco(sessions: Sequence[SessionData], root: Path,
                            "object_id": obj["id"], "bbox": [x0, y0, x1 - x0, y1 - y0],
                            "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
                            "truncation": obj["truncation"], "distance": obj["distance"]}
-                    mask = masks.get((label["frame_index"], obj["id"]))
+                    mask = frame_masks.get(obj["id"])
                     if mask is not None:
                         ann["segmentation"] = mask
                         masked += 1

@@ -1,5 +1,6 @@
 """LeRobot v3.0 that LeRobot reads with its defaults: one episode per session, all episodes
-in one data file and one constant-rate video file.
+in one data file, each episode in its own constant-rate video file (handed over as soon as
+it is complete, so object storage stages one episode's video at a time).
 
 LeRobot turns a time into a frame number with `round(t * fps)` and checks the decoded
 frame's time against the query within 1e-4 s. So the video is resampled to the nominal rate
@@ -44,6 +45,7 @@ from pipeline.export._vectors import ACTION_NAMES, STATE_NAMES
 from pipeline.export._video import ConstantRateVideo
 
 VIDEO_KEY = "observation.images.main"
+CHUNKS_SIZE = 1000  # files per chunk folder, as LeRobot writes them
 STRING_FEATURES = ("observation.box_ids", "caption")
 
 
@@ -84,6 +86,8 @@ def _features(width: int, height: int, fps: int) -> dict[str, Feature]:
 
 
 def _column(values: Any) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values
     if isinstance(values, list):
         return pa.array(values, pa.string())
     values = np.ascontiguousarray(values)
@@ -141,14 +145,15 @@ def _stats(path: Path, features: dict[str, Feature], ranges: Sequence[tuple[int,
            ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """LeRobot statistics of every numeric column of the data file (flat fixed-size lists
     and scalars), over all rows and over each [from, to) range of rows. The file is read one
-    column at a time, so memory holds one column, not the table; the values are those
-    written, and the statistics are numpy's on them (exact quantiles included)."""
+    column at a time, so memory holds one column, not the table (decoded on this thread,
+    the pool's free pages returned after each, as `iter_parquet` does); the values are
+    those written, and the statistics are numpy's on them (exact quantiles included)."""
     overall: dict[str, Any] = {}
     episodes: list[dict[str, Any]] = [{} for _ in ranges]
     for name in pq.read_schema(path).names:
         if name in STRING_FEATURES:
             continue
-        column = pq.read_table(path, columns=[name])[name].combine_chunks()
+        column = pq.read_table(path, columns=[name], use_threads=False)[name].combine_chunks()
         shape = tuple(features[name].shape)
         nested = pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type)
         values = pc.list_flatten(column) if nested else column
@@ -157,6 +162,7 @@ def _stats(path: Path, features: dict[str, Feature], ranges: Sequence[tuple[int,
         overall[name] = vector_stats(values, shape)
         for out, (a, b) in zip(episodes, ranges, strict=True):
             out[name] = vector_stats(values[a:b], shape)
+        pa.default_memory_pool().release_unused()
     return overall, episodes
 
 
@@ -170,44 +176,45 @@ def export_lerobot(sessions: Sequence[SessionData], root: Path,
                             "stores one video stream, export them separately")
     (width, height), fps = sizes.pop(), nominal_fps(sessions, options)
     features = _features(width + width % 2, height + height % 2, fps)
-    video_path = root / VIDEO_PATH.format(video_key=VIDEO_KEY, chunk_index=0, file_index=0)
-    video_path.parent.mkdir(parents=True)
     image_stats, episodes, tasks = ImageStats(), [], {}
     data_path = root / DATA_PATH.format(chunk_index=0, file_index=0)
     data_path.parent.mkdir(parents=True)
     writer: pq.ParquetWriter | None = None
     index = 0
     try:
-        with ConstantRateVideo(video_path, width, height, fps, gop=options.gop) as video:
-            for ep, s in enumerate(sessions):
-                rows = nearest_rows(s.t, fps)
-                first = video.frames
+        for ep, s in enumerate(sessions):
+            chunk, file = divmod(ep, CHUNKS_SIZE)  # one video file per episode
+            video_path = root / VIDEO_PATH.format(video_key=VIDEO_KEY, chunk_index=chunk,
+                                                  file_index=file)
+            video_path.parent.mkdir(parents=True, exist_ok=True)
+            rows = nearest_rows(s.t, fps)
+            with ConstantRateVideo(video_path, width, height, fps, gop=options.gop) as video:
                 for _k, _row, image in resampled_images(s, options, rows):
                     video.write(image)
                     image_stats.add(image)
-                used: set[int] = set()
-                for table in _episode_tables(s, rows, fps, ep, index, tasks):
-                    if writer is None:
-                        writer = pq.ParquetWriter(data_path, table.schema,
-                                                  compression="snappy")
-                    writer.write_table(table.cast(writer.schema))
-                    used.update(table["task_index"].to_pylist())
-                n = len(rows)
-                episodes.append({
-                    "episode_index": ep,
-                    "tasks": sorted(t for t, i in tasks.items() if i in used),
-                    "length": n, "data/chunk_index": 0, "data/file_index": 0,
-                    "dataset_from_index": index, "dataset_to_index": index + n,
-                    f"videos/{VIDEO_KEY}/chunk_index": 0, f"videos/{VIDEO_KEY}/file_index": 0,
-                    f"videos/{VIDEO_KEY}/from_timestamp": first / fps,
-                    f"videos/{VIDEO_KEY}/to_timestamp": (first + n) / fps,
-                    "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
-                    "stpe/session_id": s.name})
-                index += n
+            options.finished(video_path)
+            used: set[int] = set()
+            for table in _episode_tables(s, rows, fps, ep, index, tasks):
+                if writer is None:
+                    writer = pq.ParquetWriter(data_path, table.schema, compression="snappy")
+                writer.write_table(table.cast(writer.schema))
+                used.update(table["task_index"].to_pylist())
+            n = len(rows)
+            episodes.append({
+                "episode_index": ep,
+                "tasks": sorted(t for t, i in tasks.items() if i in used),
+                "length": n, "data/chunk_index": 0, "data/file_index": 0,
+                "dataset_from_index": index, "dataset_to_index": index + n,
+                f"videos/{VIDEO_KEY}/chunk_index": chunk,
+                f"videos/{VIDEO_KEY}/file_index": file,
+                f"videos/{VIDEO_KEY}/from_timestamp": 0.0,
+                f"videos/{VIDEO_KEY}/to_timestamp": n / fps,
+                "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
+                "stpe/session_id": s.name})
+            index += n
     finally:
         if writer is not None:
             writer.close()
-    options.finished(video_path)
     overall, per_episode = _stats(data_path, features, [
         (e["dataset_from_index"], e["dataset_to_index"]) for e in episodes])
     for episode, stats in zip(episodes, per_episode, strict=True):
@@ -218,7 +225,7 @@ def export_lerobot(sessions: Sequence[SessionData], root: Path,
     _tasks_parquet(root / "meta" / "tasks.parquet", tasks)
     info = Info(codebase_version=CODEBASE_VERSION, robot_type="roblox_character",
                 total_episodes=len(sessions), total_frames=index, total_tasks=len(tasks),
-                chunks_size=1000, data_files_size_in_mb=100, video_files_size_in_mb=500,
+                chunks_size=CHUNKS_SIZE, data_files_size_in_mb=100, video_files_size_in_mb=500,
                 fps=fps, splits=episode_ranges([s.split for s in sessions]), data_path=DATA_PATH,
                 video_path=VIDEO_PATH, features=features)
     stats = {**overall, VIDEO_KEY: image_stats.result()}

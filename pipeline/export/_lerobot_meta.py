@@ -7,7 +7,7 @@ meta/stats.json                     {feature: Stats}
 meta/tasks.parquet                  task (index), task_index
 meta/episodes/chunk-000/file-000.parquet
 data/chunk-000/file-000.parquet
-videos/observation.images.main/chunk-000/file-000.mp4
+videos/observation.images.main/chunk-000/file-000.mp4   (one file per episode)
 ```
 """
 

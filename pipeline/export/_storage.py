@@ -2,9 +2,9 @@
 
 Exporters write into a local staging folder and hand each file over as soon as it is
 complete (`ExportOptions.on_file`); the file is uploaded and deleted, so the staging folder
-holds one shard, Parquet file or image at a time, never the dataset (LeRobot's one video
-file is the exception: it is uploaded when it is complete). Whatever is left (metadata, the
-card) is uploaded last. On failure every uploaded object is removed again."""
+holds one shard, Parquet file, image or LeRobot episode video at a time, never the dataset's
+images. Whatever is left (metadata, COCO's annotation JSON, LeRobot's data file, the card)
+is uploaded last. On failure every uploaded object is removed again."""
 
 from __future__ import annotations
 

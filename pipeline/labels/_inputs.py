@@ -48,10 +48,16 @@ def iter_parquet(file: pq.ParquetFile, columns: Sequence[str] | None,
                  batch: int) -> Iterator[pa.RecordBatch]:
     """The rows of `file` in order, `batch` at a time, one row group after the other:
     iterating the whole file at once lets pyarrow read row groups ahead, and its memory
-    then grows with the file."""
+    then grows with the file. Columns are decoded on this thread and the memory pool gives
+    its free pages back after each group: decoding on pyarrow's thread pool left freed
+    pages in each thread's allocator heap, so the process's resident memory grew with the
+    number of groups read (+40 MB over 7000 rows of a 40-entity labels file) while arrow
+    itself held one group."""
+    pool = pa.default_memory_pool()
     for group in range(file.num_row_groups):
-        yield from file.iter_batches(batch_size=batch, row_groups=[group],
+        yield from file.iter_batches(batch_size=batch, row_groups=[group], use_threads=False,
                                      columns=list(columns) if columns else None)
+        pool.release_unused()
 
 
 def iter_aligned(session: Session, columns: Sequence[str],

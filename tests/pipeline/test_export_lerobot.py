@@ -69,20 +69,26 @@ def test_rows_are_the_nearest_captured_frames_at_the_nominal_rate(export, sessio
     assert len(set(data["source_frame_index"].to_pylist()[:49])) == 39
 
 
-def test_video_is_constant_rate_with_lerobot_keyframes(export):
+def test_each_episode_has_its_constant_rate_video_with_lerobot_keyframes(export):
     data = pq.read_table(export / "data/chunk-000/file-000.parquet")
     episodes = pq.read_table(export / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
-    with av.open(str(export / VIDEO)) as container:
-        stream = container.streams.video[0]
-        packets = [p for p in container.demux(stream) if p.size]
-        pts = sorted(float(p.pts * stream.time_base) for p in packets)
-        keys = [p.is_keyframe for p in sorted(packets, key=lambda p: p.pts)]
-    assert len(pts) == data.num_rows
-    start = np.array([episodes[e]["videos/observation.images.main/from_timestamp"]
-                      for e in data["episode_index"].to_pylist()])
-    np.testing.assert_allclose(pts, start + data["timestamp"].to_numpy(), atol=1e-9)
-    np.testing.assert_allclose(pts, np.arange(len(pts)) / 30, atol=1e-9)
-    assert keys == [i % 2 == 0 for i in range(len(keys))]
+    videos = sorted((export / VIDEO).parent.glob("*.mp4"))
+    assert [v.name for v in videos] == ["file-000.mp4", "file-001.mp4"]
+    for ep, episode in enumerate(episodes):
+        assert episode["videos/observation.images.main/chunk_index"] == 0
+        assert episode["videos/observation.images.main/file_index"] == ep
+        assert episode["videos/observation.images.main/from_timestamp"] == 0.0
+        with av.open(str(videos[ep])) as container:
+            stream = container.streams.video[0]
+            packets = [p for p in container.demux(stream) if p.size]
+            pts = sorted(float(p.pts * stream.time_base) for p in packets)
+            keys = [p.is_keyframe for p in sorted(packets, key=lambda p: p.pts)]
+        rows = data.slice(episode["dataset_from_index"], episode["length"])
+        assert len(pts) == episode["length"]
+        assert episode["videos/observation.images.main/to_timestamp"] == len(pts) / 30
+        np.testing.assert_allclose(pts, rows["timestamp"].to_numpy(), atol=1e-9)
+        np.testing.assert_allclose(pts, np.arange(len(pts)) / 30, atol=1e-9)
+        assert keys == [i % 2 == 0 for i in range(len(keys))]
 
 
 def test_gop_option_sets_the_keyframe_interval(sessions, tmp_path):
@@ -181,3 +187,39 @@ def test_stats_describe_the_rows_as_written(export):
         np.testing.assert_allclose(stats[name]["max"], values.max(0))
         assert stats[name]["count"] == [data.num_rows]
     assert "caption" not in stats and "observation.box_ids" not in stats
+
+
+def test_boxes_are_the_first_eight_on_screen_entities_of_each_row(sessions):
+    import pyarrow as pa
+
+    from pipeline.export._lerobot_labels import label_columns
+
+    labels = _kept_labels(sessions[1]).slice(0, 6)
+    kind = labels.schema.field("objects").type
+
+    def entity(i, on_screen, box=(1.0, 2.0, 3.0, 4.0)):
+        return {"id": f"e{i}", "on_screen": on_screen,
+                "box_xyxy": None if box is None else [b + i for b in box]}
+
+    objects = [
+        None,  # no objects at all
+        [],
+        [entity(i, i % 3 != 0) for i in range(16)],  # 10 of 16 on screen, 8 kept
+        [entity(0, None), entity(1, True, (np.nan,) * 4), entity(2, False)],
+        [entity(5, True), None, entity(6, True, None)],  # a null entry, a null box
+        [entity(7, False)],
+    ]
+    column = pa.array(objects, kind)
+    labels = labels.set_column(labels.schema.get_field_index("objects"), "objects", column)
+    rows = np.array([0, 1, 2, 2, 3, 4, 5])
+    got = label_columns(labels, rows)
+    for out, row in enumerate(rows):  # the oracle: the rule as docs/exports.md states it
+        shown = [o for o in objects[row] or [] if o is not None and o["on_screen"]][:8]
+        assert got["observation.box_count"][out] == len(shown)
+        assert json.loads(got["observation.box_ids"][out]) == [o["id"] for o in shown]
+        boxes = got["observation.boxes"][out].reshape(8, 4)
+        expected = np.zeros((8, 4))
+        for j, o in enumerate(shown):
+            expected[j] = np.nan if o["box_xyxy"] is None else o["box_xyxy"]
+        np.testing.assert_array_equal(boxes, expected.astype(np.float32))
+    assert got["observation.box_count"].tolist() == [0, 0, 8, 8, 1, 2, 0]

@@ -86,8 +86,12 @@ def test_webdataset_to_s3_streams_shards_and_loads_back(s3, sessions, tmp_path, 
         {r["session"] for r in loaded["val"]["json"]} == {"s0", "s1"}
 
 
-def test_parquet_and_lerobot_to_s3_load_back(s3, sessions, tmp_path):
+def test_parquet_and_lerobot_to_s3_load_back(s3, sessions, tmp_path, monkeypatch):
+    import av
     import datasets
+    import pyarrow.parquet as pq
+
+    from pipeline.export._storage import Publisher
 
     fs, endpoint = s3
     export_sessions(sessions, "parquet", f"s3://{BUCKET}/pq")
@@ -96,12 +100,28 @@ def test_parquet_and_lerobot_to_s3_load_back(s3, sessions, tmp_path):
         cache_dir=str(tmp_path / "cache"),
         storage_options={"client_kwargs": {"endpoint_url": endpoint}})
     assert len(loaded) == 18 and loaded[0]["image"].mode == "RGB"
+    staged = []  # (video handed over, frames in it, videos in the staging folder then)
+    send = Publisher.send
+
+    def spy(self, path):
+        if path.suffix == ".mp4":
+            with av.open(str(path)) as container:
+                frames = sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+            staged.append((path.name, frames, len(list(self.staging.rglob("*.mp4")))))
+        send(self, path)
+
+    monkeypatch.setattr(Publisher, "send", spy)
     counts = export_sessions(sessions, "lerobot", f"s3://{BUCKET}/lr")
     names = _listing(fs, "lr")
     assert names == sorted(["README.md", "meta/info.json", "meta/stats.json",
                             "meta/tasks.parquet", "meta/episodes/chunk-000/file-000.parquet",
                             "data/chunk-000/file-000.parquet",
-                            "videos/observation.images.main/chunk-000/file-000.mp4"])
+                            "videos/observation.images.main/chunk-000/file-000.mp4",
+                            "videos/observation.images.main/chunk-000/file-001.mp4"])
+    # each episode's video is uploaded as soon as it is encoded: one on local disk at a time
+    episodes = pq.read_table(fs.open(f"{BUCKET}/lr/meta/episodes/chunk-000/file-000.parquet"))
+    assert staged == [(f"file-{ep:03d}.mp4", length, 1)
+                      for ep, length in enumerate(episodes["length"].to_pylist())]
     info = json.loads(fs.cat(f"{BUCKET}/lr/meta/info.json"))
     assert info["total_frames"] == counts["frames"]
 
