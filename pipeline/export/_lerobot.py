@@ -1,6 +1,6 @@
 """LeRobot v3.0 that LeRobot reads with its defaults: one episode per session, all episodes
-in one data file, each episode in its own constant-rate video file (handed over as soon as
-it is complete, so object storage stages one episode's video at a time).
+in one data file, each episode in its own constant-rate video file (with object storage as
+`--out`, written straight to the store as it is encoded: no video is staged locally).
 
 LeRobot turns a time into a frame number with `round(t * fps)` and checks the decoded
 frame's time against the query within 1e-4 s. So the video is resampled to the nominal rate
@@ -188,11 +188,11 @@ def export_lerobot(sessions: Sequence[SessionData], root: Path,
                                                   file_index=file)
             video_path.parent.mkdir(parents=True, exist_ok=True)
             rows = nearest_rows(s.t, fps)
-            with ConstantRateVideo(video_path, width, height, fps, gop=options.gop) as video:
+            with options.sequential(video_path) as target, \
+                    ConstantRateVideo(target, width, height, fps, gop=options.gop) as video:
                 for _k, _row, image in resampled_images(s, options, rows):
                     video.write(image)
                     image_stats.add(image)
-            options.finished(video_path)
             used: set[int] = set()
             for table in _episode_tables(s, rows, fps, ep, index, tasks):
                 if writer is None:

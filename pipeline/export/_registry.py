@@ -109,7 +109,7 @@ def _export(paths: Sequence[Path], fmt: str, out: Path | str, options: ExportOpt
             progress, sum(s.count for s in sessions)))
     if publisher is not None:
         tmp = publisher.staging
-        options = replace(options, on_file=publisher.send)
+        options = replace(options, on_file=publisher.send, open_remote=publisher.open)
     else:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,10 @@ strip masked or cropped away."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -44,11 +45,25 @@ class ExportOptions:
     on_image: Callable[[], None] | None = field(default=None, compare=False)  # per frame read
     # called with each output file once it is complete (object storage uploads it)
     on_file: Callable[[Path], None] | None = field(default=None, compare=False)
+    # opens an output file for writing front to back straight to object storage
+    open_remote: Callable[[Path], BinaryIO] | None = field(default=None, compare=False)
 
     def finished(self, path: Path) -> None:
         """Report a complete output file."""
         if self.on_file is not None:
             self.on_file(path)
+
+    @contextmanager
+    def sequential(self, path: Path) -> Iterator[Path | BinaryIO]:
+        """Where to write `path`, a file written front to back: a stream straight to object
+        storage when the export goes there (nothing staged), else the local file, reported
+        finished once written."""
+        if self.open_remote is None:
+            yield path
+            self.finished(path)
+            return
+        with self.open_remote(path) as stream:
+            yield stream
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,19 @@
 """Object storage for `--out`: an fsspec URL (s3://, gs://, ...) instead of a folder.
 
-Exporters write into a local staging folder and hand each file over as soon as it is
-complete (`ExportOptions.on_file`); the file is uploaded and deleted, so the staging folder
-holds one shard, Parquet file, image or LeRobot episode video at a time, never the dataset's
-images. Whatever is left (metadata, COCO's annotation JSON, LeRobot's data file, the card)
-is uploaded last. On failure every uploaded object is removed again."""
+A file written front to back (LeRobot's episode videos) goes straight to the store as it is
+written (`Publisher.open`), with no local copy. The other exporters write into a local
+staging folder and hand each file over as soon as it is complete (`ExportOptions.on_file`);
+the file is uploaded and deleted, so the staging folder holds one shard, Parquet file or
+image at a time, never the dataset's images. Whatever is left (metadata, COCO's annotation
+JSON, LeRobot's data file, the card) is uploaded last. On failure every uploaded object is
+removed again."""
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
+from typing import Any
 
 from pipeline._errors import PipelineError
 
@@ -54,6 +58,13 @@ class Publisher:
         self.sent[rel] = size
         path.unlink()
 
+    def open(self, path: Path) -> _Upload:
+        """A file of the output (`path` in the staging folder's terms) written front to back
+        straight to the store: uploaded in parts as it is written, nothing staged."""
+        rel = path.relative_to(self.staging).as_posix()
+        self.sent[rel] = 0  # removed by `abort` even when the write fails part way
+        return _Upload(self.fs.open(f"{self.root}/{rel}", "wb"), self.sent, rel)
+
     def finish(self) -> None:
         """Upload every file still in the staging folder."""
         for path in sorted(p for p in self.staging.rglob("*") if p.is_file()):
@@ -68,3 +79,26 @@ class Publisher:
             except OSError as exc:
                 logger.warning("could not remove %s/%s: %s", self.url, rel, exc)
         self.sent.clear()
+
+
+class _Upload(io.RawIOBase):
+    """A write-only, unseekable stream into an object of the store (a multipart upload): it
+    tells writers such as the MP4 muxer that they cannot go back, and records the object's
+    size in `sent` once closed."""
+
+    def __init__(self, remote: Any, sent: dict[str, int], rel: str) -> None:
+        self._remote, self._sent, self._rel, self._bytes = remote, sent, rel, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        count = self._remote.write(data)
+        self._bytes += count
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            self._remote.close()
+            self._sent[self._rel] = self._bytes
+        super().close()

@@ -2,12 +2,14 @@
 project: loads LeRobot exports with LeRobot itself and saves what it read to an .npz file for
 the tests to check, in one process (importing torch and lerobot takes seconds).
 
-    python lerobot_probe.py OUT ROOT PART_A PART_B [FOLDER...]
+    python lerobot_probe.py OUT ROOT STREAMED PART_A PART_B [FOLDER...]
 
-OUT/load.npz: every item of ROOT with the default backend; delta.npz: every item with
-`delta_timestamps`; split.npz: every item of each part of `split_dataset` (episode 0 / the
-rest); merge.npz: every item of `merge_datasets` of PART_A and PART_B; hub.npz: the
-split sizes of each FOLDER (WebDataset, Parquet) loaded with `datasets.load_dataset`.
+OUT/load.npz: every item of ROOT with the default backend; streamed.npz: the same of
+STREAMED (an export written to object storage, fetched back as it was stored); delta.npz:
+every item with `delta_timestamps`; split.npz: every item of each part of `split_dataset`
+(episode 0 / the rest); merge.npz: every item of `merge_datasets` of PART_A and PART_B;
+hub.npz: the split sizes of each FOLDER (WebDataset, Parquet) loaded with
+`datasets.load_dataset`.
 """
 
 from __future__ import annotations
@@ -93,9 +95,10 @@ def hub(folders: list[Path], cache: Path) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    out, root, part_a, part_b = (Path(p) for p in sys.argv[1:5])
-    np.savez(out / "hub.npz", **hub([Path(p) for p in sys.argv[5:]], out / "hf-cache"))
+    out, root, streamed, part_a, part_b = (Path(p) for p in sys.argv[1:6])
+    np.savez(out / "hub.npz", **hub([Path(p) for p in sys.argv[6:]], out / "hf-cache"))
     np.savez(out / "load.npz", **load(root))
+    np.savez(out / "streamed.npz", **load(streamed))
     np.savez(out / "delta.npz", **delta(root))
     np.savez(out / "split.npz", **split(root, out / "split"))
     np.savez(out / "merge.npz", **merge([part_a, part_b], out / "merged"))

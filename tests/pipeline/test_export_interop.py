@@ -22,6 +22,7 @@ from capture import Session
 from pipeline.export import ExportOptions, export_sessions
 from pipeline.labels import read_labels
 from tests.pipeline.export_kit import SIZE, STRIP, jittered, labelled, nearest_oracle
+from tests.pipeline.s3_kit import BUCKET, moto_s3
 from tests.pipeline.session_kit import frame_image
 
 PROBE = Path(__file__).with_name("lerobot_probe.py")
@@ -60,12 +61,16 @@ def probed(tmp_path_factory):
     for folder in hub:
         export_sessions(paths, folder.name, folder,
                         ExportOptions(splits=(("train", 0.5), ("test", 0.5))))
+    with moto_s3() as (fs, _):  # videos streamed to the store, then fetched as stored
+        export_sessions(paths, "lerobot", f"s3://{BUCKET}/both")
+        fs.get(f"{BUCKET}/both/", str(work / "streamed"), recursive=True)
     out = work / "probe"
     out.mkdir()
-    subprocess.run([str(python), str(PROBE), str(out), str(work / "both"), str(work / "a"),
-                    str(work / "b"), *map(str, hub)], check=True, env=_env(work), timeout=900)
+    subprocess.run([str(python), str(PROBE), str(out), str(work / "both"),
+                    str(work / "streamed"), str(work / "a"), str(work / "b"), *map(str, hub)],
+                   check=True, env=_env(work), timeout=900)
     read = {name: dict(np.load(out / f"{name}.npz")) for name in
-            ("load", "delta", "split", "merge", "hub")}
+            ("load", "streamed", "delta", "split", "merge", "hub")}
     return {"python": python, "work": work, "sessions": paths, **read}
 
 
@@ -130,6 +135,16 @@ def test_lerobot_reads_every_item_with_its_defaults(probed):
     assert got["task"].tolist() == [task_of[int(i)] for i in data["task_index"].to_pylist()]
     assert got["caption"].tolist() == data["caption"].to_pylist()
     _assert_frames_match(got["frames"].astype(np.float64), expected_source)
+
+
+def test_lerobot_reads_an_export_streamed_to_object_storage(probed):
+    # the fragmented MP4s written straight to S3 read as the folder export's plain ones
+    local, streamed = probed["load"], probed["streamed"]
+    assert sorted(streamed) == sorted(local)
+    for name in local:
+        np.testing.assert_array_equal(streamed[name], local[name], err_msg=name)
+    assert (probed["work"] / "streamed/videos/observation.images.main/chunk-000/file-001.mp4"
+            ).read_bytes().count(b"moof") > 1
 
 
 def test_delta_timestamps_return_the_neighbouring_rows(probed):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -80,6 +81,7 @@ def test_each_episode_has_its_constant_rate_video_with_lerobot_keyframes(export)
         assert episode["videos/observation.images.main/from_timestamp"] == 0.0
         with av.open(str(videos[ep])) as container:
             stream = container.streams.video[0]
+            assert stream.time_base == Fraction(1, 30)  # frame k at pts k
             packets = [p for p in container.demux(stream) if p.size]
             pts = sorted(float(p.pts * stream.time_base) for p in packets)
             keys = [p.is_keyframe for p in sorted(packets, key=lambda p: p.pts)]

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import io
 import json
-import socket
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -13,31 +14,13 @@ from pipeline._errors import PipelineError
 from pipeline.cli import cli
 from pipeline.export import ExportOptions, export_sessions
 from tests.pipeline.export_kit import jittered, labelled
-
-BUCKET = "datasets"
+from tests.pipeline.s3_kit import BUCKET, moto_s3
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-    with pytest.MonkeyPatch.context() as patch:
-        for k, v in env.items():
-            patch.setenv(k, v)
-        import s3fs
-
-        fs = s3fs.S3FileSystem(skip_instance_cache=True)
-        fs.mkdir(BUCKET)
-        yield fs, endpoint
-    server.stop()
+def s3():
+    with moto_s3() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +70,6 @@ def test_webdataset_to_s3_streams_shards_and_loads_back(s3, sessions, tmp_path, 
 
 
 def test_parquet_and_lerobot_to_s3_load_back(s3, sessions, tmp_path, monkeypatch):
-    import av
     import datasets
     import pyarrow.parquet as pq
 
@@ -100,30 +82,46 @@ def test_parquet_and_lerobot_to_s3_load_back(s3, sessions, tmp_path, monkeypatch
         cache_dir=str(tmp_path / "cache"),
         storage_options={"client_kwargs": {"endpoint_url": endpoint}})
     assert len(loaded) == 18 and loaded[0]["image"].mode == "RGB"
-    staged = []  # (video handed over, frames in it, videos in the staging folder then)
+    staged = []  # (file handed over, videos in the staging folder then)
     send = Publisher.send
 
     def spy(self, path):
-        if path.suffix == ".mp4":
-            with av.open(str(path)) as container:
-                frames = sum(1 for p in container.demux(container.streams.video[0]) if p.size)
-            staged.append((path.name, frames, len(list(self.staging.rglob("*.mp4")))))
+        staged.append((path.name, sorted(p.name for p in self.staging.rglob("*.mp4"))))
         send(self, path)
 
     monkeypatch.setattr(Publisher, "send", spy)
     counts = export_sessions(sessions, "lerobot", f"s3://{BUCKET}/lr")
     names = _listing(fs, "lr")
+    videos = ["videos/observation.images.main/chunk-000/file-000.mp4",
+              "videos/observation.images.main/chunk-000/file-001.mp4"]
     assert names == sorted(["README.md", "meta/info.json", "meta/stats.json",
                             "meta/tasks.parquet", "meta/episodes/chunk-000/file-000.parquet",
-                            "data/chunk-000/file-000.parquet",
-                            "videos/observation.images.main/chunk-000/file-000.mp4",
-                            "videos/observation.images.main/chunk-000/file-001.mp4"])
-    # each episode's video is uploaded as soon as it is encoded: one on local disk at a time
+                            "data/chunk-000/file-000.parquet", *videos])
+    # the videos went straight to the store: none was staged or handed over from disk
+    assert staged and all(not mp4 and not name.endswith(".mp4") for name, mp4 in staged)
+    # each is a fragmented MP4 holding its episode's frames at pts 0, 1, 2, ...; the same
+    # pictures as the plain MP4 of an export to a folder
+    export_sessions(sessions, "lerobot", tmp_path / "local")
     episodes = pq.read_table(fs.open(f"{BUCKET}/lr/meta/episodes/chunk-000/file-000.parquet"))
-    assert staged == [(f"file-{ep:03d}.mp4", length, 1)
-                      for ep, length in enumerate(episodes["length"].to_pylist())]
+    for video, length in zip(videos, episodes["length"].to_pylist(), strict=True):
+        data = fs.cat(f"{BUCKET}/lr/{video}")
+        assert data[4:8] == b"ftyp" and b"moof" in data and b"mvex" in data
+        streamed = _decoded(io.BytesIO(data))
+        local = _decoded(tmp_path / "local" / video)
+        assert [pts for pts, _ in streamed] == list(range(length)) == [p for p, _ in local]
+        for (_, a), (_, b) in zip(streamed, local, strict=True):
+            np.testing.assert_array_equal(a, b)
     info = json.loads(fs.cat(f"{BUCKET}/lr/meta/info.json"))
     assert info["total_frames"] == counts["frames"]
+
+
+def _decoded(source):
+    """(pts, RGB pixels) of every frame of an MP4, decoded with PyAV."""
+    import av
+
+    with av.open(source if isinstance(source, io.BytesIO) else str(source)) as container:
+        return [(frame.pts, frame.to_ndarray(format="rgb24"))
+                for frame in container.decode(video=0)]
 
 
 def test_object_storage_refuses_a_used_prefix_and_cleans_up_a_failure(s3, sessions, tmp_path):
@@ -137,6 +135,10 @@ def test_object_storage_refuses_a_used_prefix_and_cleans_up_a_failure(s3, sessio
     with pytest.raises(PipelineError):
         export_sessions(sessions, "coco", f"s3://{BUCKET}/broken")
     assert _listing(fs, "broken") == []
+    # the first episode's video was streamed up whole and the second's in part: both removed
+    with pytest.raises(PipelineError):
+        export_sessions(sessions, "lerobot", f"s3://{BUCKET}/broken-lr")
+    assert _listing(fs, "broken-lr") == []
 
 
 def test_export_command_takes_an_s3_url(s3, sessions):
