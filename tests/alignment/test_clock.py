@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from alignment import AlignmentError, fit_clock, simulate_capture
-from alignment._clock import split_segments, theil_sen
+from alignment._clock import _lower_hull, fit_envelope, split_segments, theil_sen
 
 
 def _sync(sim, *, probes=True, anchors=True):
@@ -166,3 +166,44 @@ def test_the_asymmetry_bound_holds_when_probe_replies_are_read_a_frame_late(seed
                 - _true_host_ns(sim, seg.reference_client)) / 1e6
     assert abs(error_ms) > 1.0  # the late reading skews every probe
     assert abs(error_ms) <= seg.asymmetry_bound_ms + 2 * seg.offset_std_ms
+
+
+@pytest.mark.parametrize(("x", "y", "hull"), [
+    ([0, 1, 2, 3, 4], [4, 1, 0, 1, 4], [0, 1, 2, 3, 4]),  # a convex curve: every point
+    ([0, 1, 2, 3, 4], [0, 4, 1, 6, 0], [0, 4]),  # everything above the chord
+    ([1, 2, 3, 4, 5], [4, 1, 0, 1, 4], [0, 1, 2, 3, 4]),  # not starting at x = 0
+    ([1, 2, 3, 4, 5], [3, 0, 2, 0, 3], [0, 1, 3, 4]),  # a bump between two minima
+])
+def test_lower_hull_by_hand(x, y, hull):
+    assert _lower_hull(np.array(x, float), np.array(y, float)) == hull
+
+
+def test_the_envelope_runs_under_a_late_batch_between_two_on_time_ones():
+    # host = client exactly for the first and last batch, the middle one 10 ms late: the
+    # lower envelope is host = client (x centre 1 lies under the chord 0-2), so the rate is
+    # exactly 1 and the offset exactly the first point's
+    seg = fit_envelope(np.array([50.0, 51.0, 52.0]),
+                       np.array([7_000_000_000, 8_010_000_000, 9_000_000_000]),
+                       client_range=(50.0, 52.0), host_start_ns=7_000_000_000)
+    assert (seg.rate, seg.intercept_s, seg.method) == (1.0, 0.0, "envelope")
+    assert seg.offset_ms == -43_000.0 and seg.reference_client == 51.0
+    assert seg.to_host_ns(np.array([51.5])).tolist() == [8.5e9]
+    assert (seg.points, seg.points_used) == (3, 3)
+
+
+def test_the_envelope_finds_the_drift_of_the_fastest_deliveries():
+    # 5000 arrivals over 100 s of client time, host running 40 ppm fast; every 50th arrives
+    # with no delay, the rest 0.5 to 5 ms late. The envelope is the line through the
+    # undelayed ones; its drift is pulled towards 0 by the 100 ppm prior only by a factor
+    # 100^2 / (100^2 + s^2) with s about 1 ppm (ms-scale residuals over a 100 s lever arm)
+    rng = np.random.default_rng(3)
+    client = 20.0 + np.linspace(0.0, 100.0, 5000)
+    delay_s = rng.uniform(0.5e-3, 5e-3, client.size)
+    delay_s[::50] = 0.0
+    arrival = (3e9 + ((client - 20.0) * (1 + 40e-6) + delay_s) * 1e9).astype(np.int64)
+    seg = fit_envelope(client, arrival, client_range=(20.0, 120.0), host_start_ns=3_000_000_000)
+    assert abs(seg.drift_ppm - 40.0) < 0.05
+    assert 0 < seg.drift_std_ppm < 5 and 0 < seg.offset_std_ms < 1
+    assert seg.points == 5000 and seg.points_used == 2000  # the fastest of each of 2000 bins
+    fitted = seg.to_host_ns(client[::50]) - arrival[::50]
+    assert np.abs(fitted).max() < 20_000  # within 20 us of the undelayed arrivals
