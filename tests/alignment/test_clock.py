@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from alignment import AlignmentError, fit_clock, simulate_capture
-from alignment._clock import _lower_hull, fit_envelope, split_segments, theil_sen
+from alignment._clock import (
+    _lower_hull,
+    _uncertainty,
+    _with_prior,
+    fit_envelope,
+    split_segments,
+    theil_sen,
+)
 
 
 def _sync(sim, *, probes=True, anchors=True):
@@ -207,3 +214,52 @@ def test_the_envelope_finds_the_drift_of_the_fastest_deliveries():
     assert seg.points == 5000 and seg.points_used == 2000  # the fastest of each of 2000 bins
     fitted = seg.to_host_ns(client[::50]) - arrival[::50]
     assert np.abs(fitted).max() < 20_000  # within 20 us of the undelayed arrivals
+
+
+# Standard errors worked by hand from docs/alignment.md: the residual scale is the larger of
+# 1.4826 MAD, the standard deviation over n - 2 degrees of freedom and 20 us, times
+# sqrt(n / (n - 2)) and Student's t 97.5 % quantile over 1.96 for n - 2 degrees of freedom
+# (2.31 for 8, 2.27 between 8 and 10, 3.18 for 3); offset sigma / sqrt(n) in ms, drift
+# sigma / sqrt(sum (x - mean)^2) in ppm, at least the 100 ppm prior under 8 points.
+_UNCERTAINTY_CASES = {
+    # n = 10, +-1 ms alternating: MAD 1 ms (1.4826 ms) beats the deviation sqrt(10/8) ms
+    "mad": (np.arange(10.0), np.tile([1e-3, -1e-3], 5), 1.4826e-3 * 1.25 ** 0.5 * 2.31 / 1.96,
+            10, 82.5),
+    # n = 10, two outliers of +-5 ms: MAD 0, deviation sqrt(50 / 8) ms
+    "deviation": (np.arange(10.0), np.r_[np.zeros(8), 5e-3, -5e-3],
+                  (50e-6 / 8) ** 0.5 * 1.25 ** 0.5 * 2.31 / 1.96, 10, 82.5),
+    # n = 11, +-1 ms alternating from +: median +1 ms, MAD 0; mean 1/11 ms, so the squared
+    # deviations sum to (11 - 1/11) ms^2 = 120/11 ms^2 over 9 degrees of freedom
+    "interpolated t": (np.arange(11.0), np.tile([1e-3, -1e-3], 6)[:11],
+                       (120e-6 / 11 / 9) ** 0.5 * (11 / 9) ** 0.5 * 2.27 / 1.96, 11, 110.0),
+    # n = 5 on a line: the 20 us stamping noise, drift at least the prior
+    "stamping noise": (np.arange(5.0) + 100.0, np.zeros(5), 20e-6 * (5 / 3) ** 0.5 * 3.18 / 1.96,
+                       5, 10.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_UNCERTAINTY_CASES))
+def test_uncertainty_by_hand(case):
+    x, residual, sigma, n, sxx = _UNCERTAINTY_CASES[case]
+    offset_ms, drift_ppm = _uncertainty(x, residual)
+    assert offset_ms == pytest.approx(sigma / n ** 0.5 * 1e3, rel=1e-9)
+    expected_drift = sigma / sxx ** 0.5 * 1e6
+    assert drift_ppm == pytest.approx(max(expected_drift, 100.0) if n < 8 else expected_drift,
+                                      rel=1e-9)
+
+
+def test_uncertainty_of_under_three_points_is_the_largest_residual_and_the_prior():
+    assert _uncertainty(np.array([0.0, 1.0]), np.array([1e-3, -3e-3])) == (3.0, 100.0)
+    assert _uncertainty(np.array([5.0]), np.array([0.0])) == pytest.approx((0.02, 100.0))
+    assert _uncertainty(np.zeros(0), np.zeros(0)) == pytest.approx((0.02, 100.0))
+
+
+@pytest.mark.parametrize(("rate", "std", "combined", "combined_std"), [
+    (1 + 300e-6, 100.0, 1 + 150e-6, 50 * 2 ** 0.5),  # as sure as the prior: halfway
+    (1 - 80e-6, 50.0, 1 - 64e-6, 2000 ** 0.5),  # weight 100^2 / (100^2 + 50^2) = 0.8
+    (1 + 20e-6, 0.0, 1 + 20e-6, 0.0),  # an exact drift keeps its own
+])
+def test_drift_prior_by_hand(rate, std, combined, combined_std):
+    got_rate, got_std = _with_prior(rate, std)
+    assert got_rate == pytest.approx(combined, abs=1e-15)
+    assert got_std == pytest.approx(combined_std, rel=1e-12, abs=1e-12)
