@@ -7,6 +7,7 @@ from alignment._clock import (
     _uncertainty,
     _with_prior,
     fit_envelope,
+    fit_probes,
     split_segments,
     theil_sen,
 )
@@ -263,3 +264,30 @@ def test_drift_prior_by_hand(rate, std, combined, combined_std):
     got_rate, got_std = _with_prior(rate, std)
     assert got_rate == pytest.approx(combined, abs=1e-15)
     assert got_std == pytest.approx(combined_std, rel=1e-12, abs=1e-12)
+
+
+def test_probes_fit_through_the_fastest_probe_of_each_window():
+    # 12 probes centred at client 10, 11, .., 21 s; host = 5000 s + (client - 10 s) exactly.
+    # Three windows of 11/3 s (12 // 4 = 3); in each one probe is fast and symmetric (0.5 ms
+    # each way) and the rest slow and lopsided (1 ms up, 9 ms down: their midpoints read
+    # 4 ms early). The fit must use only the three fast ones: the exact line, delay 1 ms.
+    hold_s = 0.2e-3
+    fast = {1, 6, 11}
+    t0, t1, t2, t3 = [], [], [], []
+    for k in range(12):
+        up, down = (0.5e-3, 0.5e-3) if k in fast else (1e-3, 9e-3)
+        send = 10.0 + k - (up + hold_s + down) / 2
+        host_in_ns = 5_000_000_000_000 + round((send + up - 10.0) * 1e9)
+        t0.append(send)
+        t1.append(host_in_ns)
+        t2.append(host_in_ns + round(hold_s * 1e9))
+        t3.append(send + up + hold_s + down)
+    seg = fit_probes(np.array(t0), np.array(t1), np.array(t2), np.array(t3),
+                     client_range=(10.0, 21.0), host_start_ns=5_000_000_000_000)
+    assert (seg.method, seg.points, seg.points_used) == ("probes", 12, 3)
+    assert seg.reference_client == pytest.approx(10.0 + (1 + 6 + 11) / 3, abs=1e-9)
+    assert seg.drift_ppm == pytest.approx(0.0, abs=1e-3)
+    assert seg.offset_ms == pytest.approx((5000.0 - 10.0) * 1e3, abs=1e-5)
+    assert seg.asymmetry_bound_ms == pytest.approx(0.5, abs=1e-9)  # half the 1 ms delay
+    host = seg.to_host_ns(np.array([10.0, 21.0]), origin_ns=5_000_000_000_000)
+    assert host == pytest.approx([0.0, 11e9], abs=100)
