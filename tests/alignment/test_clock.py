@@ -200,21 +200,44 @@ def test_the_envelope_runs_under_a_late_batch_between_two_on_time_ones():
 
 
 def test_the_envelope_finds_the_drift_of_the_fastest_deliveries():
-    # 5000 arrivals over 100 s of client time, host running 40 ppm fast; every 50th arrives
-    # with no delay, the rest 0.5 to 5 ms late. The envelope is the line through the
-    # undelayed ones; its drift is pulled towards 0 by the 100 ppm prior only by a factor
-    # 100^2 / (100^2 + s^2) with s about 1 ppm (ms-scale residuals over a 100 s lever arm)
+    # 8001 arrivals over 100 s of client time, host running 40 ppm fast: 2000 bins of 4 (the
+    # last of 5), in each the last arrival has no delay and the others are 0.5 to 5 ms late.
+    # The envelope is the line through the undelayed ones; its drift is pulled towards 0 by
+    # the 100 ppm prior only by a factor 100^2 / (100^2 + s^2) with s about 1 ppm (ms-scale
+    # residuals over a 100 s lever arm). Whole nanoseconds: 12.5 ms of client time is
+    # 12_500_500 ns of host time, so the undelayed arrivals lie exactly on one line.
     rng = np.random.default_rng(3)
-    client = 20.0 + np.linspace(0.0, 100.0, 5000)
-    delay_s = rng.uniform(0.5e-3, 5e-3, client.size)
-    delay_s[::50] = 0.0
-    arrival = (3e9 + ((client - 20.0) * (1 + 40e-6) + delay_s) * 1e9).astype(np.int64)
+    i = np.arange(8001)
+    client = 20.0 + i * 0.0125
+    delay_ns = rng.integers(500_000, 5_000_000, i.size)
+    delay_ns[3::4] = 0
+    arrival = 3_000_000_000 + i * 12_500_500 + delay_ns
     seg = fit_envelope(client, arrival, client_range=(20.0, 120.0), host_start_ns=3_000_000_000)
     assert abs(seg.drift_ppm - 40.0) < 0.05
     assert 0 < seg.drift_std_ppm < 5 and 0 < seg.offset_std_ms < 1
-    assert seg.points == 5000 and seg.points_used == 2000  # the fastest of each of 2000 bins
-    fitted = seg.to_host_ns(client[::50]) - arrival[::50]
+    assert seg.points == 8001 and seg.points_used == 2000  # the fastest of each of 2000 bins
+    fitted = seg.to_host_ns(client[3::4]) - arrival[3::4]
     assert np.abs(fitted).max() < 20_000  # within 20 us of the undelayed arrivals
+
+
+def test_the_envelope_of_two_points_leans_on_the_drift_prior():
+    # 10 s apart, 1 ms more on the host: 100 ppm measured with the prior's 100 ppm
+    # uncertainty (2 points), so the combined drift is halfway, 50 ppm, +- 100 / sqrt(2)
+    seg = fit_envelope(np.array([0.0, 10.0]), np.array([0, 10_001_000_000]),
+                       client_range=(0.0, 10.0), host_start_ns=0)
+    assert seg.drift_ppm == pytest.approx(50.0, abs=1e-6)
+    assert seg.drift_std_ppm == pytest.approx(100 / 2 ** 0.5)
+    assert seg.intercept_s == 0.0  # the first point is on the line, the second above it
+
+
+@pytest.mark.parametrize("arrivals", [[7_000_000_000], [7_003_000_000, 7_000_000_000,
+                                                         7_001_000_000]])
+def test_the_envelope_of_one_client_time_is_its_earliest_arrival(arrivals):
+    seg = fit_envelope(np.full(len(arrivals), 5.0), np.array(arrivals),
+                       client_range=(5.0, 5.0), host_start_ns=7_000_000_000)
+    assert (seg.rate, seg.intercept_s, seg.offset_ms) == (1.0, 0.0, 2000.0)
+    assert (seg.points, seg.points_used) == (len(arrivals), 1)
+    assert seg.drift_std_ppm == 100.0 and seg.offset_std_ms == pytest.approx(0.02)
 
 
 # Standard errors worked by hand from docs/alignment.md: the residual scale is the larger of
