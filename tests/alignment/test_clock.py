@@ -314,3 +314,17 @@ def test_probes_fit_through_the_fastest_probe_of_each_window():
     assert seg.asymmetry_bound_ms == pytest.approx(0.5, abs=1e-9)  # half the 1 ms delay
     host = seg.to_host_ns(np.array([10.0, 21.0]), origin_ns=5_000_000_000_000)
     assert host == pytest.approx([0.0, 11e9], abs=100)
+
+
+@pytest.mark.parametrize(("client", "arrival_ns"), [
+    # the mean client time (6 s) lies under the first hull edge: host = client there, the
+    # last arrival is 1 ms late
+    ([0.0, 8.0, 10.0], [0, 8_000_000_000, 10_001_000_000]),
+    # the mean (4 s) lies under the last edge; the first arrival is 1 ms late
+    ([0.0, 2.0, 10.0], [1_000_000, 2_000_000_000, 10_000_000_000]),
+])
+def test_the_envelope_takes_the_hull_edge_under_the_mean_client_time(client, arrival_ns):
+    seg = fit_envelope(np.array(client), np.array(arrival_ns), client_range=(0.0, 10.0),
+                       host_start_ns=0)
+    assert seg.drift_ppm == pytest.approx(0.0, abs=1e-6)
+    assert seg.offset_ms == pytest.approx(0.0, abs=1e-9)
