@@ -58,6 +58,10 @@ def test_clock_reset_starts_a_new_segment_and_both_fit():
     assert len(model.segments) == 2
     first_after = int(np.searchsorted(sim.render_ns, sim.reset_ns))
     assert np.array_equal(segment, (np.arange(sim.seq.size) >= first_after).astype(int))
+    for i, seg in enumerate(model.segments):  # each segment's own client and host span
+        assert seg.client_start == sim.client_t[segment == i].min()
+        assert seg.client_end == sim.client_t[segment == i].max()
+        assert seg.host_start_ns == sim.arrival_ns[segment == i].min()
     assert [s.method for s in model.segments] == ["probes", "probes"]
     assert _max_error_ms(sim, model, segment) < 2.5
 
@@ -197,6 +201,7 @@ def test_the_envelope_runs_under_a_late_batch_between_two_on_time_ones():
     assert seg.offset_ms == -43_000.0 and seg.reference_client == 51.0
     assert seg.to_host_ns(np.array([51.5])).tolist() == [8.5e9]
     assert (seg.points, seg.points_used) == (3, 3)
+    assert (seg.client_start, seg.client_end, seg.host_start_ns) == (50.0, 52.0, 7_000_000_000)
 
 
 def test_the_envelope_finds_the_drift_of_the_fastest_deliveries():
@@ -220,14 +225,20 @@ def test_the_envelope_finds_the_drift_of_the_fastest_deliveries():
     assert np.abs(fitted).max() < 20_000  # within 20 us of the undelayed arrivals
 
 
-def test_the_envelope_of_two_points_leans_on_the_drift_prior():
-    # 10 s apart, 1 ms more on the host: 100 ppm measured with the prior's 100 ppm
-    # uncertainty (2 points), so the combined drift is halfway, 50 ppm, +- 100 / sqrt(2)
-    seg = fit_envelope(np.array([0.0, 10.0]), np.array([0, 10_001_000_000]),
+@pytest.mark.parametrize(("second_ns", "drift", "intercept"), [
+    (10_001_000_000, 50.0, 0.0),  # the first point on the line, the second 0.5 ms above it
+    (9_999_000_000, -50.0, -0.5e-3),  # the second on the line, the first 0.5 ms above it
+])
+def test_the_envelope_of_two_points_leans_on_the_drift_prior(second_ns, drift, intercept):
+    # 10 s apart, 1 ms more (less) on the host: +-100 ppm measured with the prior's 100 ppm
+    # uncertainty (2 points), so the combined drift is halfway, +-50 ppm, +- 100 / sqrt(2);
+    # with 2 points the offset's uncertainty is the largest residual, 0.5 ms
+    seg = fit_envelope(np.array([0.0, 10.0]), np.array([0, second_ns]),
                        client_range=(0.0, 10.0), host_start_ns=0)
-    assert seg.drift_ppm == pytest.approx(50.0, abs=1e-6)
+    assert seg.drift_ppm == pytest.approx(drift, abs=1e-6)
     assert seg.drift_std_ppm == pytest.approx(100 / 2 ** 0.5)
-    assert seg.intercept_s == 0.0  # the first point is on the line, the second above it
+    assert seg.intercept_s == pytest.approx(intercept, abs=1e-12)
+    assert seg.offset_std_ms == pytest.approx(0.5, abs=1e-9)
 
 
 @pytest.mark.parametrize("arrivals", [[7_000_000_000], [7_003_000_000, 7_000_000_000,
@@ -308,6 +319,7 @@ def test_probes_fit_through_the_fastest_probe_of_each_window():
     seg = fit_probes(np.array(t0), np.array(t1), np.array(t2), np.array(t3),
                      client_range=(10.0, 21.0), host_start_ns=5_000_000_000_000)
     assert (seg.method, seg.points, seg.points_used) == ("probes", 12, 3)
+    assert (seg.client_start, seg.client_end, seg.host_start_ns) == (10.0, 21.0, 5 * 10**12)
     assert seg.reference_client == pytest.approx(10.0 + (1 + 6 + 11) / 3, abs=1e-9)
     assert seg.drift_ppm == pytest.approx(0.0, abs=1e-3)
     assert seg.offset_ms == pytest.approx((5000.0 - 10.0) * 1e3, abs=1e-5)
@@ -328,3 +340,16 @@ def test_the_envelope_takes_the_hull_edge_under_the_mean_client_time(client, arr
                        host_start_ns=0)
     assert seg.drift_ppm == pytest.approx(0.0, abs=1e-6)
     assert seg.offset_ms == pytest.approx(0.0, abs=1e-9)
+
+
+def test_theil_sen_thins_evenly_over_all_points():
+    # 3000 points on two lines (slope 1, then 2 from x = 1800): the 1500 evenly thinned
+    # points give the median of all pairwise slopes (computed here directly, 4.5 M pairs)
+    x = np.arange(3000.0)
+    y = np.where(x < 1800, x, 1800 + 2 * (x - 1800))
+    i, j = np.triu_indices(x.size, k=1)
+    full = float(np.median((y[j] - y[i]) / (x[j] - x[i])))
+    slope, intercept = theil_sen(x, y)
+    assert 1.2 < full < 1.35 and slope == pytest.approx(full, abs=2e-3)
+    # the median residual, over the thinned points: within 0.1 of that over all of them
+    assert intercept == pytest.approx(float(np.median(y - slope * x)), abs=0.1)
