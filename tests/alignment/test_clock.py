@@ -353,3 +353,29 @@ def test_theil_sen_thins_evenly_over_all_points():
     assert 1.2 < full < 1.35 and slope == pytest.approx(full, abs=2e-3)
     # the median residual, over the thinned points: within 0.1 of that over all of them
     assert intercept == pytest.approx(float(np.median(y - slope * x)), abs=0.1)
+
+
+@pytest.mark.parametrize(("x", "y", "slope", "intercept"), [
+    # pairwise slopes 0, 0, 1, 0, 1.5, 3: median 0.5; residuals 0, -0.5, -1, 1.5: -0.25
+    ([0, 1, 2, 3], [0, 0, 0, 3], 0.5, -0.25),
+    # the same, half as far apart: pairs under 1 s apart count as much
+    ([0, 0.5, 1, 1.5], [0, 0, 0, 1.5], 0.5, -0.125),
+    # two points at one x: that pair has no slope, the other five are 1
+    ([0, 0, 1, 2], [0, 0, 1, 2], 1.0, 0.0),
+    # one x only: slope 1 (clocks run alike), intercept the median of y - x
+    ([5, 5], [1, 2], 1.0, -3.5),
+    ([5], [2], 1.0, -3.0),
+])
+def test_theil_sen_by_hand(x, y, slope, intercept):
+    assert theil_sen(np.array(x, float), np.array(y, float)) == (pytest.approx(slope),
+                                                                 pytest.approx(intercept))
+
+
+@pytest.mark.parametrize(("count", "windows"), [(600, 150), (1000, 200)])
+def test_probe_windows_are_a_quarter_of_the_probes_at_most_200(count, windows):
+    # evenly spread probes, host = client: every window holds at least one, and keeps one
+    client = np.arange(count, dtype=float)
+    host_ns = (client * 1e9).astype(np.int64)
+    seg = fit_probes(client - 1e-4, host_ns, host_ns, client + 1e-4,
+                     client_range=(0.0, count - 1.0), host_start_ns=0)
+    assert (seg.points, seg.points_used) == (count, windows)
