@@ -202,6 +202,13 @@ def test_the_envelope_runs_under_a_late_batch_between_two_on_time_ones():
     assert seg.to_host_ns(np.array([51.5])).tolist() == [8.5e9]
     assert (seg.points, seg.points_used) == (3, 3)
     assert (seg.client_start, seg.client_end, seg.host_start_ns) == (50.0, 52.0, 7_000_000_000)
+    # the segment as alignment.json reports it
+    assert seg.summary() == {
+        "client_start": 50.0, "client_end": 52.0, "method": "envelope", "offset_ms": -43_000.0,
+        "drift_ppm": 0.0, "offset_std_ms": seg.offset_std_ms, "drift_std_ppm": seg.drift_std_ppm,
+        "asymmetry_bound_ms": 5.0, "reference_client": 51.0, "points": 3, "points_used": 3}
+    # the prior, barely narrowed by 3 points 10 ms off a line over 2 s
+    assert seg.drift_std_ppm == pytest.approx(100.0, rel=1e-5)
 
 
 def test_the_envelope_finds_the_drift_of_the_fastest_deliveries():
@@ -302,14 +309,15 @@ def test_drift_prior_by_hand(rate, std, combined, combined_std):
 
 def test_probes_fit_through_the_fastest_probe_of_each_window():
     # 12 probes centred at client 10, 11, .., 21 s; host = 5000 s + (client - 10 s) exactly.
-    # Three windows of 11/3 s (12 // 4 = 3); in each one probe is fast and symmetric (0.5 ms
-    # each way) and the rest slow and lopsided (1 ms up, 9 ms down: their midpoints read
-    # 4 ms early). The fit must use only the three fast ones: the exact line, delay 1 ms.
+    # Three windows of 11/3 s (12 // 4 = 3); in each one probe is fast and symmetric (0.5,
+    # 1 and 2 ms each way) and the rest slow and lopsided (1 ms up, 9 ms down: their
+    # midpoints read 4 ms early). The fit must use only the three fast ones: the exact line,
+    # delays 1, 2 and 4 ms, whose 75th percentile is 3 ms.
     hold_s = 0.2e-3
-    fast = {1, 6, 11}
+    fast = {1: 0.5e-3, 6: 1e-3, 11: 2e-3}
     t0, t1, t2, t3 = [], [], [], []
     for k in range(12):
-        up, down = (0.5e-3, 0.5e-3) if k in fast else (1e-3, 9e-3)
+        up, down = (fast[k], fast[k]) if k in fast else (1e-3, 9e-3)
         send = 10.0 + k - (up + hold_s + down) / 2
         host_in_ns = 5_000_000_000_000 + round((send + up - 10.0) * 1e9)
         t0.append(send)
@@ -321,9 +329,14 @@ def test_probes_fit_through_the_fastest_probe_of_each_window():
     assert (seg.method, seg.points, seg.points_used) == ("probes", 12, 3)
     assert (seg.client_start, seg.client_end, seg.host_start_ns) == (10.0, 21.0, 5 * 10**12)
     assert seg.reference_client == pytest.approx(10.0 + (1 + 6 + 11) / 3, abs=1e-9)
-    assert seg.drift_ppm == pytest.approx(0.0, abs=1e-3)
+    assert seg.drift_ppm == pytest.approx(0.0, abs=1e-5)
     assert seg.offset_ms == pytest.approx((5000.0 - 10.0) * 1e3, abs=1e-5)
-    assert seg.asymmetry_bound_ms == pytest.approx(0.5, abs=1e-9)  # half the 1 ms delay
+    assert seg.asymmetry_bound_ms == pytest.approx(1.5, abs=1e-9)  # half the 3 ms
+    # 3 points on the line: the 20 us stamping noise, widened by t(1 dof) 12.71 / 1.96 and
+    # sqrt(3 / 1), over sqrt(3); the drift's own (under 8 points) is at least the 100 ppm
+    # prior, and combined with it, 100 / sqrt(2)
+    assert seg.offset_std_ms == pytest.approx(0.02 * 12.71 / 1.96, rel=1e-9)
+    assert seg.drift_std_ppm == pytest.approx(100 / 2 ** 0.5, rel=1e-9)
     host = seg.to_host_ns(np.array([10.0, 21.0]), origin_ns=5_000_000_000_000)
     assert host == pytest.approx([0.0, 11e9], abs=100)
 
@@ -379,3 +392,15 @@ def test_probe_windows_are_a_quarter_of_the_probes_at_most_200(count, windows):
     seg = fit_probes(client - 1e-4, host_ns, host_ns, client + 1e-4,
                      client_range=(0.0, count - 1.0), host_start_ns=0)
     assert (seg.points, seg.points_used) == (count, windows)
+
+
+def test_two_probes_quote_the_largest_residual_as_the_offset_uncertainty():
+    # two symmetric probes (0.5 ms each way, 0.2 ms hold) 10 s apart, the second 1 ms late
+    # on the host: the line (drift halfway to the prior) misses each by 0.25 ms
+    t0 = np.array([0.0, 10.0]) - 0.6e-3
+    t1 = np.array([1_000_000_000_000, 1_010_001_000_000])
+    seg = fit_probes(t0, t1, t1 + 200_000, t0 + 1.2e-3, client_range=(0.0, 10.0),
+                     host_start_ns=0)
+    assert (seg.points, seg.points_used) == (2, 2)
+    assert seg.drift_ppm == pytest.approx(50.0, abs=1e-6)
+    assert seg.offset_std_ms == pytest.approx(0.25, abs=1e-6)
