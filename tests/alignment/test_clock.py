@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from alignment import AlignmentError, fit_clock, simulate_capture
+from alignment import AlignmentError, ClockModel, fit_clock, simulate_capture
 from alignment._clock import (
     _lower_hull,
     _uncertainty,
@@ -200,6 +200,7 @@ def test_the_envelope_runs_under_a_late_batch_between_two_on_time_ones():
     assert (seg.rate, seg.intercept_s, seg.method) == (1.0, 0.0, "envelope")
     assert seg.offset_ms == -43_000.0 and seg.reference_client == 51.0
     assert seg.to_host_ns(np.array([51.5])).tolist() == [8.5e9]
+    assert ClockModel((seg,)).to_host_ns(np.array([51.5]), np.zeros(1, int)).tolist() == [8.5e9]
     assert (seg.points, seg.points_used) == (3, 3)
     assert (seg.client_start, seg.client_end, seg.host_start_ns) == (50.0, 52.0, 7_000_000_000)
     # the segment as alignment.json reports it
@@ -404,3 +405,10 @@ def test_two_probes_quote_the_largest_residual_as_the_offset_uncertainty():
     assert (seg.points, seg.points_used) == (2, 2)
     assert seg.drift_ppm == pytest.approx(50.0, abs=1e-6)
     assert seg.offset_std_ms == pytest.approx(0.25, abs=1e-6)
+
+
+def test_one_sample_is_one_segment():
+    assert split_segments(np.array([5.0]), np.array([7])).tolist() == [0]
+    assert split_segments(np.zeros(0), np.zeros(0, np.int64)).tolist() == []
+    model, segment = fit_clock(np.array([5.0]), np.array([7_000_000_000]), [])
+    assert segment.tolist() == [0] and model.main.offset_ms == 2000.0
