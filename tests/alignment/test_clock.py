@@ -412,3 +412,18 @@ def test_one_sample_is_one_segment():
     assert split_segments(np.zeros(0), np.zeros(0, np.int64)).tolist() == []
     model, segment = fit_clock(np.array([5.0]), np.array([7_000_000_000]), [])
     assert segment.tolist() == [0] and model.main.offset_ms == 2000.0
+
+
+def test_split_segments_on_their_bounds():
+    s = 1_000_000_000
+    # the same client time twice is no reset; exactly 1 s of client time beyond the host's
+    # 0.5 s is no jump, 1.4 s beyond its 0.1 s is
+    assert split_segments(np.array([1.0, 1.0, 1.1]), np.array([0, 1, 2]) * s // 10).tolist() \
+        == [0, 0, 0]
+    assert split_segments(np.array([0.0, 1.5]), np.array([0, s // 2])).tolist() == [0, 0]
+    assert split_segments(np.array([0.0, 1.5]), np.array([0, s // 10])).tolist() == [0, 1]
+    # Play starts add breaks to the clock's own
+    client = np.array([5.0, 5.1, 0.2, 0.3, 0.4])
+    arrival = np.arange(5) * s // 10
+    starts = np.array([True, False, False, True, False])
+    assert split_segments(client, arrival, starts).tolist() == [0, 0, 1, 2, 2]
