@@ -6,6 +6,7 @@ from alignment._clock import (
     _lower_hull,
     _uncertainty,
     _with_prior,
+    _within,
     fit_envelope,
     fit_probes,
     split_segments,
@@ -427,3 +428,35 @@ def test_split_segments_on_their_bounds():
     arrival = np.arange(5) * s // 10
     starts = np.array([True, False, False, True, False])
     assert split_segments(client, arrival, starts).tolist() == [0, 0, 1, 2, 2]
+
+
+def test_within_by_hand():
+    # client inside [1, 3] (both ends in), host inside [10, 30) (the end out)
+    client = np.array([1.0, 3.0, 2.0, 2.0, 0.9, 3.1, 2.0])
+    host = np.array([15, 15, 10, 30, 15, 15, 9])
+    assert _within(client, host, (1.0, 3.0, 10, 30)).tolist() == [
+        True, True, True, False, False, False, False]
+
+
+def test_without_probes_the_fit_follows_the_anchors_and_skips_incomplete_ones():
+    # samples every 0.1 s arrive 50 ms late (batched); the batch anchors arrive on time;
+    # host = 1000 s + (client - 10 s). Anchors without a client time or an arrival are
+    # skipped, whatever else they hold.
+    client = 10.0 + np.arange(51) * 0.1
+    host_ns = 1000 * 10**9 + np.arange(51) * 100_000_000
+    sync = [{"kind": "anchor", "client": float(c), "arrival_mono_ns": int(h)}
+            for c, h in zip(client[::5], host_ns[::5], strict=True)]
+    sync += [{"kind": "anchor", "client": None, "arrival_mono_ns": 0},
+             {"kind": "anchor", "client": 12.0, "arrival_mono_ns": None}]
+    model, segment = fit_clock(client, host_ns + 50_000_000, sync)
+    seg = model.main
+    assert seg.method == "envelope" and segment.tolist() == [0] * 51
+    assert seg.offset_ms == pytest.approx((1000.0 - 10.0) * 1e3, abs=1e-6)
+    assert seg.drift_ppm == pytest.approx(0.0, abs=1e-3)
+
+
+def test_no_samples_message_in_full():
+    with pytest.raises(AlignmentError) as error:
+        fit_clock(np.zeros(0), np.zeros(0, np.int64), [])
+    assert str(error.value) == ("the state log holds no samples, so there is no clock to fit; "
+                                "record a session with the plugin running")
