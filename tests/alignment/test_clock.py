@@ -460,3 +460,21 @@ def test_no_samples_message_in_full():
         fit_clock(np.zeros(0), np.zeros(0, np.int64), [])
     assert str(error.value) == ("the state log holds no samples, so there is no clock to fit; "
                                 "record a session with the plugin running")
+
+
+def test_probes_count_within_a_second_of_the_samples_client_span():
+    # samples at client 10..20 s (host = 1000 s + client - 10 s); the segment takes probes
+    # up to max(1 s, 5 % of its 10 s span) = 1 s either side, at any host time before the
+    # next segment: those at 9.2 and 20.9 s, not those at 21.3 and 25 s
+    client = 10.0 + np.arange(21) * 0.5
+    arrival = 1000 * 10**9 + np.arange(21) * 500_000_000 + 2_000_000
+
+    def probe(c):
+        t1 = 1000 * 10**9 + round((c - 10.0) * 1e9) - 100_000
+        return {"kind": "probe", "t0": c - 0.6e-3, "t1_ns": t1, "t2_ns": t1 + 200_000,
+                "t3": c + 0.6e-3}
+
+    model, _ = fit_clock(client, arrival, [probe(c) for c in (9.2, 20.9, 21.3, 25.0)])
+    seg = model.main
+    assert (seg.method, seg.points) == ("probes", 2)
+    assert seg.offset_ms == pytest.approx(990_000.0, abs=1e-3)
