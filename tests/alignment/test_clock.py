@@ -451,6 +451,7 @@ def test_without_probes_the_fit_follows_the_anchors_and_skips_incomplete_ones():
     model, segment = fit_clock(client, host_ns + 50_000_000, sync)
     seg = model.main
     assert seg.method == "envelope" and segment.tolist() == [0] * 51
+    assert seg.host_start_ns == 1000 * 10**9 + 50_000_000  # the first sample's arrival
     assert seg.offset_ms == pytest.approx((1000.0 - 10.0) * 1e3, abs=1e-6)
     assert seg.drift_ppm == pytest.approx(0.0, abs=1e-3)
 
