@@ -222,7 +222,10 @@ def fit_envelope(client: np.ndarray, arrival_ns: np.ndarray, *,
     x, y = x[order], y[order]
     bins = np.minimum((x / (x[-1] or 1.0) * _ENVELOPE_BINS).astype(np.int64), _ENVELOPE_BINS - 1)
     starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
-    best = np.array([s + int(np.argmin(y[s:e])) for s, e in
+    # the least-delayed point of each bin: host minus client time (the rates differ by at
+    # most ~100 ppm), not the earliest arrival, which the clocks' advance would favour
+    delay = y - x
+    best = np.array([s + int(np.argmin(delay[s:e])) for s, e in
                      zip(starts, np.r_[starts[1:], x.size], strict=True)])
     bx, by = x[best], y[best]
     hull = _lower_hull(bx, by)

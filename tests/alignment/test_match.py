@@ -5,7 +5,16 @@ import pytest
 
 from alignment import match_frames, unwrap_payload
 from alignment._interp import interpolate_cframes, matrix_to_quat, quat_to_matrix, slerp
-from alignment._match import CLOCK, NONE, TIMECODE, content_times, display_latency
+from alignment._match import (
+    CLOCK,
+    NONE,
+    TIMECODE,
+    Matching,
+    content_times,
+    display_latency,
+    render_intervals,
+    restrict_to_span,
+)
 
 
 def _rot_y(angle):
@@ -135,3 +144,100 @@ def test_entities_held_on_both_sides_are_interpolated_the_rest_taken_nearest():
     assert np.array(a["cframe"][3:]).reshape(3, 3) == pytest.approx(_rot_y(3 * math.pi / 8),
                                                                       abs=1e-12)
     assert out[2] == [] and out[3] is None
+
+
+def test_render_intervals_by_hand():
+    ms = 1e6
+    host = np.array([0, 10, 30, 100, 105, 115, 200]) * ms
+    segment = np.array([0, 0, 0, 1, 1, 1, 2])
+    # to the next sample; a segment's last takes its median; a lone sample 0
+    assert (render_intervals(host, segment) / ms).tolist() == [10, 20, 15, 5, 10, 7.5, 0]
+    # without segments the last repeats the one before
+    assert (render_intervals(host) / ms).tolist() == [10, 20, 70, 5, 10, 85, 85]
+    assert render_intervals(np.array([5.0])).tolist() == [0.0]
+
+
+def test_restrict_to_span_by_hand():
+    ms = 1e6
+    host = np.array([0, 10, 20, 100, 110, 120]) * ms
+    segment = np.array([0, 0, 0, 1, 1, 1])
+    intervals = np.full(6, 10 * ms)  # spans [0, 30) and [100, 130) ms
+    content = np.array([25, 30, 99, 500, 100, 0, 0]) * ms
+    m = Matching(nearest=np.array([2, 2, 3, 0, 3, -1, 0]),
+                 left=np.array([2, 2, 2, 0, 2, 0, 0]), right=np.array([2, 2, 3, 0, 3, 0, 1]),
+                 weight=np.array([0.0, 0.0, 0.9, 0.0, 0.6, 0.0, 0.0]),
+                 residual_ms=np.array([5.0, 10.0, -1.0, 500.0, -10.0, np.nan, 0.0]),
+                 method=np.array([CLOCK, CLOCK, CLOCK, TIMECODE, CLOCK, NONE, CLOCK], np.int8))
+    out = restrict_to_span(m, content, host, segment, intervals)
+    # 30 ms is past the first span's end (exclusive), 99 ms before the second's start; a
+    # timecode frame is never unmatched; a pair across segments keeps its left sample only
+    assert out.method.tolist() == [CLOCK, NONE, NONE, TIMECODE, CLOCK, NONE, CLOCK]
+    assert out.nearest.tolist() == [2, -1, -1, 0, 3, -1, 0]
+    assert out.right.tolist() == [2, 2, 2, 0, 2, 0, 1]
+    assert out.weight.tolist() == [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert out.left.tolist() == m.left.tolist()
+    np.testing.assert_array_equal(out.residual_ms, [5.0, np.nan, np.nan, 500.0, -10.0, np.nan,
+                                                    0.0])
+
+
+def test_display_latency_when_the_bounds_do_not_intersect():
+    # samples every 10 ms; three frames say the latency is in (5, 15], (25, 35] and (15, 25]
+    # ms: no common value, so the median of the intervals' middles (20) and half their
+    # interquartile range (15 to 25 ms / 2) are returned
+    ms = 1e6
+    host = np.arange(10) * 10 * ms
+    grab = np.array([15, 45, 45]) * ms
+    shown = np.array([0, 1, 2])
+    latency, bound = display_latency(grab, host, shown)
+    assert (latency, bound) == (pytest.approx(20 * ms), pytest.approx(5 * ms))
+
+
+def test_unmatched_frames_beyond_the_tolerance_both_ways():
+    host = np.array([0.0, 100e6])
+    m = match_frames(np.array([-10e6, -10.5e6, 110e6, 110.5e6]), host, tolerance_ms=10)
+    assert m.method.tolist() == [CLOCK, NONE, CLOCK, NONE]
+    assert m.nearest.tolist() == [0, -1, 1, -1]
+
+
+def test_state_at_frames_by_hand():
+    from alignment._interp import state_at_frames
+    from alignment._match import Matching
+    from capture._arrow import state_table_from_records
+    from tests.conftest import make_sample
+
+    s0, s1, s2 = make_sample(0, 0.0), make_sample(1, 0.1), make_sample(2, 0.2,
+                                                                        with_character=False)
+    s1["dt"] = 1 / 30
+    s1["camera"]["fov_y"] = 80.0
+    s1["camera"]["root_projection"] = [700.0, 500.0, 20.0, 0.0]
+    s2["camera"]["root_projection"] = [800.0, 600.0, 30.0, 1.0]
+    s0["camera"]["root_projection"] = [600.0, 400.0, 10.0, 1.0]
+    s1["character"]["humanoid"]["health"] = 50.0
+    s1["character"]["humanoid"]["state"] = "Jumping"
+    s1["character"]["root"]["cframe"][3:] = _rot_y(0.8).ravel().tolist()
+    state = state_table_from_records([{"arrival_mono_ns": i, "arrival_wall_ns": i, "sample": s}
+                                      for i, s in enumerate([s0, s1, s2])])
+    # f0, f1: 25 % and 75 % from sample 0 to 1; f2: halfway from 1 to 2 (no character in 2,
+    # nearest 2); f3: 40 % from 1 to 2, nearest 1; f4 unmatched
+    m = Matching(nearest=np.array([0, 1, 2, 1, -1]), left=np.array([0, 0, 1, 1, 0]),
+                 right=np.array([1, 1, 2, 2, 0]), weight=np.array([0.25, 0.75, 0.5, 0.4, 0.0]),
+                 residual_ms=np.zeros(5), method=np.array([CLOCK] * 4 + [NONE]))
+    out = {name: array.to_pylist() for name, array in state_at_frames(state, m).items()}
+    assert "seq" not in out and "t" not in out
+    assert out["client_t"] == pytest.approx([0.025, 0.075, 0.15, 0.14, None])
+    assert out["dt"] == pytest.approx([1 / 60, 1 / 30, 1 / 60, 1 / 30, None])  # nearest
+    assert out["camera.fov_y"] == pytest.approx([72.5, 77.5, 75.0, 76.0, None])
+    # a null on either side takes the nearest sample's value
+    assert out["character.humanoid.health"] == pytest.approx([87.5, 62.5, None, 50.0, None])
+    assert out["character.humanoid.state"] == ["Running", "Jumping", None, "Jumping", None]
+    # projections: u, v and depth linear, the on-screen flag of the nearer side in weight
+    assert out["camera.root_projection"] == [[625.0, 425.0, 12.5, 1.0],
+                                             [675.0, 475.0, 17.5, 0.0],
+                                             [750.0, 550.0, 25.0, 1.0],
+                                             [740.0, 540.0, 24.0, 0.0], None]
+    root = out["character.root.cframe"]
+    assert root[0][:3] == pytest.approx([0.1, 3.0, 0.0])
+    assert np.reshape(root[0][3:], (3, 3)) == pytest.approx(_rot_y(0.2), abs=1e-12)
+    assert np.reshape(root[1][3:], (3, 3)) == pytest.approx(_rot_y(0.6), abs=1e-12)
+    assert root[2] is None and root[3] == s1["character"]["root"]["cframe"] and root[4] is None
+    assert out["inputs.keys"] == [["W"]] * 4 + [None]

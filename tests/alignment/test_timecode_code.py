@@ -40,7 +40,7 @@ def test_blank_strips_never_decode():
 
 def test_render_has_quiet_zone_and_cell_size():
     img = render_strip(1, cell=4)
-    assert img.shape == (12, 160, 3)
+    assert img.shape == (12, 160, 3) and img.dtype == np.uint8
     assert img[:4].max() == 0  # the top row is quiet
     assert img[:, :4].max() == 0 and img[:, -4:].max() == 0  # so are the end columns
     assert img[4:8, 4:8].min() == 255  # first start-marker cell is white

@@ -225,3 +225,31 @@ def test_boxes_are_the_first_eight_on_screen_entities_of_each_row(sessions):
             expected[j] = np.nan if o["box_xyxy"] is None else o["box_xyxy"]
         np.testing.assert_array_equal(boxes, expected.astype(np.float32))
     assert got["observation.box_count"].tolist() == [0, 0, 8, 8, 1, 2, 0]
+
+
+def test_resampling_by_hand():
+    # frames at 0, 0.25 and 0.5 s resampled at 8 fps: output times 0, 0.125, .., 0.5; the
+    # ties at 0.125 and 0.375 go to the earlier frame
+    assert nearest_rows(np.array([0.0, 0.25, 0.5]), 8).tolist() == [0, 0, 1, 1, 2]
+    assert nearest_rows(np.array([3.0]), 30).tolist() == [0]
+    # (0.3 - 0.1) * 10 is 1.9999999999999998 in floating point: still 3 output frames
+    assert nearest_rows(np.array([0.1, 0.2, 0.3]), 10).tolist() == [0, 1, 2]
+    # each output time takes the nearest frame, before or after it
+    assert nearest_rows(np.array([0.0, 0.3, 0.35, 1.0]), 4).tolist() == [0, 1, 2, 3, 3]
+
+
+@pytest.mark.parametrize(("row", "text"), [
+    ({"move_dir_cam": "forward", "speed": 7.99, "grounded": True},
+     "The character walks forward."),
+    ({"move_dir_cam": "back-left", "speed": 8.0, "grounded": True},
+     "The character runs back-left."),
+    ({"move_dir_cam": "right", "speed": 20.0, "grounded": False}, "The character moves right."),
+    ({"move_dir_cam": "none", "speed": 0.0, "grounded": True}, "The character stands still."),
+    ({"move_dir_cam": None, "speed": 0.0, "grounded": False}, "The character is in the air."),
+    ({"move_dir_cam": "forward", "speed": float("nan"), "grounded": True}, None),
+    ({"move_dir_cam": None, "speed": None, "grounded": None}, None),
+])
+def test_state_caption_by_hand(row, text):
+    from pipeline.export._lerobot_labels import NO_CHARACTER, state_caption
+
+    assert state_caption(row) == (NO_CHARACTER if text is None else text)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from pipeline._errors import PipelineError
 from pipeline.cli import cli
 from pipeline.export import ExportOptions, export_sessions
-from pipeline.export._splits import parse_splits
+from pipeline.export._splits import assign_splits, episode_ranges, parse_splits, split_order
 from tests.pipeline.export_kit import jittered, labelled
 
 SPLITS = (("train", 0.6), ("val", 0.2), ("test", 0.2))
@@ -100,3 +100,50 @@ def test_split_option_on_the_command_line(sessions, tmp_path):
     bad = CliRunner().invoke(cli, ["export", str(sessions[0]), "--format", "parquet",
                                    "--out", str(tmp_path / "bad"), "--split", "train=2"])
     assert bad.exit_code != 0 and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(("count", "splits", "sizes"), [
+    # 7 x (0.5, 0.3, 0.2) = 3.5, 2.1, 1.4: one session left over, to the largest remainder
+    (7, (("a", 0.5), ("b", 0.3), ("c", 0.2)), {"a": 4, "b": 2, "c": 1}),
+    # 3 x (0.5, 0.5) = 1.5, 1.5: a tie goes to the split declared first
+    (3, (("a", 0.5), ("b", 0.5)), {"a": 2, "b": 1}),
+    # 4 x (0.1, 0.9) = 0.4, 3.6: remainders 0.4 and 0.6, the larger wins
+    (4, (("a", 0.1), ("b", 0.9)), {"a": 0, "b": 4}),
+    (0, (("a", 1.0),), {"a": 0}),
+])
+def test_split_sizes_by_hand(count, splits, sizes):
+    for seed in range(3):
+        got = assign_splits(count, splits, seed)
+        assert len(got) == count
+        assert {name: got.count(name) for name, _ in splits} == sizes
+
+
+def test_the_draw_follows_the_seed():
+    splits = (("a", 0.5), ("b", 0.5))
+    draws = {tuple(assign_splits(10, splits, seed)) for seed in range(5)}
+    assert len(draws) > 1
+    assert assign_splits(10, splits, 3) == assign_splits(10, splits, 3)
+
+
+def test_split_order_and_episode_ranges_by_hand():
+    assert split_order(["val", "train", "val", "test"], ["train", "val", "test"]) == [1, 0, 2, 3]
+    assert episode_ranges(["train", "train", "val", "test", "test"]) == {
+        "train": "0:2", "val": "2:3", "test": "3:5"}
+    assert episode_ranges([]) == {}
+
+
+@pytest.mark.parametrize(("text", "parsed"), [
+    ("train=0.8, val=0.2", (("train", 0.8), ("val", 0.2))),
+    ("all=1", (("all", 1.0),)),
+    ("a=0.5000004,b_2=0.5", (("a", 0.5000004), ("b_2", 0.5))),  # within 1e-6 of 1
+    ("a" * 32 + "=1", (("a" * 32, 1.0),)),
+])
+def test_good_splits_are_parsed(text, parsed):
+    assert parse_splits(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["a=0,b=1", "a" * 33 + "=1", "a=0.5000011,b=0.5", "2a=1",
+                                  "a=1.5,b=-0.5", "a=nan"])
+def test_splits_on_the_bounds_are_refused(text):
+    with pytest.raises(PipelineError, match="--split"):
+        parse_splits(text)

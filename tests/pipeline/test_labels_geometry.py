@@ -187,3 +187,31 @@ def test_boxes_barely_on_screen_tiny_or_off_screen():
     assert b.truncation[1] == 0.0  # whole, though under one square pixel
     assert not b.on_screen[2] and not b.behind_camera[2]  # in front, far to the right
     assert np.isnan(b.box_xyxy[2]).all() and b.truncation[2] == 1.0
+
+
+def test_objects_column_holds_the_character_box_then_the_entities_by_hand(tmp_path):
+    # identity camera at the origin looking down -Z, 90 deg: f = 360, centre (640, 360).
+    # The character's bounding box (4 x 6 x 2 studs) is centred 10 studs ahead: its near face
+    # (depth 9) spans x +-2, y +-3 -> u 640 -+ 80, v 360 -+ 120. A 2-stud crate centred at
+    # x = 5: u from 640 + 360 * 4 / 11 (far face) to 640 + 360 * 6 / 9, v 360 -+ 40.
+    samples = [synthetic_sample(i, i / 30) for i in range(2)]
+    for s in samples:
+        s["camera"]["cframe"] = [0.0, 0.0, 0.0, *IDENTITY]
+        s["camera"]["fov_y"] = 90.0
+        s["character"]["bbox"] = {"cframe": [0.0, 0.0, -10.0, *IDENTITY], "size": [4.0, 6.0, 2.0]}
+        s["entities"] = [{"id": "crate", "name": "Crate", "tag": "STPE_Track",
+                          "cframe": [5.0, 0.0, -10.0, *IDENTITY], "size": [2.0, 2.0, 2.0],
+                          "velocity": [0.0, 0.0, 0.0], "projection": [0.0, 0.0, 10.0, 1.0]}]
+    del samples[1]["character"]
+    objects = _labels(tmp_path, samples).table["objects"].to_pylist()
+    character, crate = objects[0]
+    assert (character["id"], character["name"], character["kind"]) == ("character",) * 3
+    np.testing.assert_allclose(character["box_xyxy"], [560, 240, 720, 480], atol=1e-9)
+    assert character["distance"] == pytest.approx(10.0) and character["depth"] == pytest.approx(10)
+    assert (character["on_screen"], character["behind_camera"]) == (True, False)
+    assert character["truncation"] == 0.0
+    assert (crate["id"], crate["name"], crate["kind"]) == ("crate", "Crate", "entity")
+    np.testing.assert_allclose(crate["box_xyxy"], [640 + 1440 / 11, 320, 880, 400], atol=1e-9)
+    assert crate["distance"] == pytest.approx(125 ** 0.5) and crate["depth"] == pytest.approx(10)
+    # without a character, only the crate
+    assert [o["id"] for o in objects[1]] == ["crate"]
