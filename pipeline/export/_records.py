@@ -36,12 +36,18 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def iter_records(data: SessionData) -> Iterator[dict[str, Any]]:
+def _same(value: Any) -> Any:
+    return value
+
+
+def iter_records(data: SessionData, *, clean: bool = True) -> Iterator[dict[str, Any]]:
     """One record per kept frame, in order (session, frame_index, t, state, action,
     labels, caption), read from labels.parquet a batch of rows at a time so memory does not
-    grow with the session's length."""
+    grow with the session's length. `clean=False` leaves NaN in place for a writer that
+    turns it into null itself (orjson)."""
+    finish = _clean if clean else _same
     for i, row in enumerate(label_rows(data)):
-        yield _clean({
+        yield finish({
             "session": data.name, "frame_index": row["frame_index"], "t": row["t"],
             "state": dict(zip(STATE_NAMES, data.state[i].tolist(), strict=True)),
             "action": dict(zip(ACTION_NAMES, data.action[i].tolist(), strict=True)),

@@ -5,13 +5,13 @@ carry fixed owners and times, so the same input gives the same bytes."""
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from pipeline.export._records import iter_records, jpeg, key
 from pipeline.export._registry import register
@@ -79,13 +79,14 @@ def export_webdataset(sessions: Sequence[SessionData], root: Path,
                 writers[s.split] = ShardWriter(root, int(options.shard_mb * 1024 * 1024),
                                                s.split, options.finished)
             writer = writers[s.split]
-            for (row, image), record in zip(iter_images(s, options), iter_records(s),
-                                            strict=True):
+            for (row, image), record in zip(iter_images(s, options),
+                                            iter_records(s, clean=False), strict=True):
                 k = key(s, record["frame_index"])
                 vector = np.concatenate([s.state[row], s.action[row]])
                 writer.write([
                     (f"{k}.jpg", jpeg(image)),
-                    (f"{k}.json", json.dumps(record).encode()),  # keys in vector order
+                    # keys in vector order; orjson writes NaN and infinities as null
+                    (f"{k}.json", orjson.dumps(record)),
                     (f"{k}.vector.npy", npy(vector))])
                 samples += 1
     finally:

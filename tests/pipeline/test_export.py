@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import tarfile
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -83,6 +85,38 @@ def test_webdataset_loads_with_webdataset(sessions, tmp_path):
     assert first["json"]["labels"]["K"][0] == pytest.approx(first["json"]["labels"]["K"][4])
     assert first["vector.npy"].shape == (len(STATE_NAMES) + len(ACTION_NAMES),)
     assert first["json"]["caption"].startswith("Holding W")
+
+
+def _nan_to_none(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    return value
+
+
+def _not_json(constant):
+    raise AssertionError(f"{constant} is not JSON")
+
+
+def test_webdataset_records_are_strict_json_with_nan_as_null(sessions, tmp_path):
+    export_sessions(sessions[:1], "webdataset", tmp_path / "wds")
+    records = {}
+    for shard in (tmp_path / "wds").glob("*.tar"):
+        with tarfile.open(shard) as tar:
+            for member in tar:
+                if member.name.endswith(".json"):
+                    record = json.loads(tar.extractfile(member).read(),
+                                        parse_constant=_not_json)
+                    records[record["frame_index"]] = record
+    labels = read_labels(Session.open(sessions[0])).to_pylist()
+    with_nan = [row for row in labels if row["frame_index"] in records
+                and _nan_to_none(row["objects"]) != row["objects"]]
+    assert with_nan  # the session has NaN values for the records to carry
+    for row in with_nan:
+        assert records[row["frame_index"]]["labels"]["objects"] == _nan_to_none(row["objects"])
 
 
 def test_parquet_loads_with_datasets(sessions, tmp_path):
