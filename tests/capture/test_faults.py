@@ -403,8 +403,11 @@ def test_sixty_four_stalled_large_bodies(tmp_path):
             health.close()
     writer.finalize()
     assert health.worst_s < _health_budget_s(), health.times
-    # the bound: the 64 MiB of bodies in flight plus 48 MiB (buffers, the batches)
-    assert peak < 112 * 2**20, peak
+    # the bound: the 64 MiB of bodies in flight plus 96 MiB for the rest of this process
+    # (socket reads, the batches, the heaps of the worker threads), which measured 80 to
+    # 123 MiB depending on the tests run before it. A receiver that buffers every body
+    # grows by the 448 MiB sent (it grew by 614 MiB before the limit existed).
+    assert peak < 160 * 2**20, peak
     assert sent > 0 and _stored_seqs(tmp_path / "s") == list(range(sent))
 
 
