@@ -57,13 +57,18 @@ def _read(path: Path) -> ShardMasks | None:
     out: ShardMasks = {}
     for row in rows:
         entity, score = row["entity_id"], row["score"]
-        if entity is None or score is None:
-            continue
-        frame = out.setdefault(row["frame_index"], {})
-        if score > frame.get(entity, (-1.0, None))[0]:
-            frame[entity] = (score, {"size": list(row["mask_size"]),
-                                     "counts": row["mask_counts"]})
+        if entity is not None and score is not None:
+            _keep_best(out.setdefault(row["frame_index"], {}), entity, score,
+                       {"size": list(row["mask_size"]), "counts": row["mask_counts"]})
     return out
+
+
+def _keep_best(best: dict[str, tuple[float, dict[str, Any]]], entity: str, score: float,
+               rle: dict[str, Any]) -> None:
+    """Keep `rle` for `entity` if it scores higher than the mask kept so far (the first of
+    equal scores stays)."""
+    if score > best.get(entity, (-1.0, None))[0]:
+        best[entity] = (score, rle)
 
 
 class SegmentMasks:
@@ -94,10 +99,9 @@ class SegmentMasks:
             masks = _read(shard.path) if shard.last >= frame_index else None
             if masks is not None:
                 self._held.append((shard, masks))
-        self._held.sort(key=lambda held: held[0].path)
+                self._held.sort(key=lambda held: held[0].path)
         best: dict[str, tuple[float, dict[str, Any]]] = {}
         for _, masks in self._held:
             for entity, (score, rle) in masks.get(frame_index, {}).items():
-                if score > best.get(entity, (-1.0, None))[0]:
-                    best[entity] = (score, rle)
+                _keep_best(best, entity, score, rle)
         return {entity: rle for entity, (_, rle) in best.items()}

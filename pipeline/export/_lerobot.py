@@ -186,7 +186,6 @@ def export_lerobot(sessions: Sequence[SessionData], root: Path,
             chunk, file = divmod(ep, CHUNKS_SIZE)  # one video file per episode
             video_path = root / VIDEO_PATH.format(video_key=VIDEO_KEY, chunk_index=chunk,
                                                   file_index=file)
-            video_path.parent.mkdir(parents=True, exist_ok=True)
             rows = nearest_rows(s.t, fps)
             with options.sequential(video_path) as target, \
                     ConstantRateVideo(target, width, height, fps, gop=options.gop) as video:

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.export._records import iter_records, jpeg
+from pipeline.export._records import iter_records, jpeg, json_ready
 from pipeline.export._registry import register
 from pipeline.export._source import ExportOptions, SessionData, iter_images
 from pipeline.export._vectors import ACTION_NAMES, STATE_NAMES
@@ -94,7 +94,8 @@ def export_parquet(sessions: Sequence[SessionData], root: Path,
     files = _Files(root, options.shard_mb * 1024 * 1024, options)
     rows = 0
     for s in sessions:
-        for (_, image), r in zip(iter_images(s, options), iter_records(s), strict=True):
+        for (_, image), record in zip(iter_images(s, options), iter_records(s), strict=True):
+            r = json_ready(record)
             data = jpeg(image)
             files.add(s.split, {
                 "image": {"bytes": data, "path": f"{s.name}/{r['frame_index']:06d}.jpg"},

@@ -25,35 +25,30 @@ def jpeg(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def _clean(value: Any) -> Any:
-    """NaN -> None, recursively, so the record is valid JSON."""
+def json_ready(value: Any) -> Any:
+    """NaN and infinities -> None, recursively, so `json.dumps` writes valid JSON (orjson
+    writes them as null itself)."""
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     return value
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
-def iter_records(data: SessionData, *, clean: bool = True) -> Iterator[dict[str, Any]]:
+def iter_records(data: SessionData) -> Iterator[dict[str, Any]]:
     """One record per kept frame, in order (session, frame_index, t, state, action,
     labels, caption), read from labels.parquet a batch of rows at a time so memory does not
-    grow with the session's length. `clean=False` leaves NaN in place for a writer that
-    turns it into null itself (orjson)."""
-    finish = _clean if clean else _same
+    grow with the session's length. Values are as read: NaN stays NaN."""
     for i, row in enumerate(label_rows(data)):
-        yield finish({
+        yield {
             "session": data.name, "frame_index": row["frame_index"], "t": row["t"],
             "state": dict(zip(STATE_NAMES, data.state[i].tolist(), strict=True)),
             "action": dict(zip(ACTION_NAMES, data.action[i].tolist(), strict=True)),
             "labels": {k: v for k, v in row.items()
                        if k not in ("frame_index", "t", "caption")},
-            "caption": row["caption"]})
+            "caption": row["caption"]}
 
 
 def key(data: SessionData, frame_index: int) -> str:

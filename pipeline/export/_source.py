@@ -59,6 +59,7 @@ class ExportOptions:
         storage when the export goes there (nothing staged), else the local file, reported
         finished once written."""
         if self.open_remote is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
             yield path
             self.finished(path)
             return

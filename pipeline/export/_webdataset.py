@@ -79,8 +79,8 @@ def export_webdataset(sessions: Sequence[SessionData], root: Path,
                 writers[s.split] = ShardWriter(root, int(options.shard_mb * 1024 * 1024),
                                                s.split, options.finished)
             writer = writers[s.split]
-            for (row, image), record in zip(iter_images(s, options),
-                                            iter_records(s, clean=False), strict=True):
+            for (row, image), record in zip(iter_images(s, options), iter_records(s),
+                                            strict=True):
                 k = key(s, record["frame_index"])
                 vector = np.concatenate([s.state[row], s.action[row]])
                 writer.write([

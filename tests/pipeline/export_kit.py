@@ -3,6 +3,7 @@ constant-rate resampling (written from its definition, not from pipeline.export)
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +52,14 @@ def nearest_oracle(t: np.ndarray, fps: int) -> list[int]:
         out.append(min(range(len(t)), key=lambda i: (abs(t[i] - target), i)))
         k += 1
     return out
+
+
+def nan_to_null(value):
+    """NaN and infinities -> None, recursively: what a JSON record holds for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [nan_to_null(v) for v in value]
+    if isinstance(value, dict):
+        return {k: nan_to_null(v) for k, v in value.items()}
+    return value

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import tarfile
 
 import numpy as np
@@ -18,6 +17,7 @@ from pipeline.cli import cli
 from pipeline.export import ACTION_NAMES, STATE_NAMES, ExportOptions, export_sessions
 from pipeline.export._lerobot_meta import Info, Stats
 from pipeline.labels import compute_labels, read_labels, write_labels
+from tests.pipeline.export_kit import nan_to_null
 from tests.pipeline.session_kit import make_session
 
 SIZE = (320, 180)
@@ -87,16 +87,6 @@ def test_webdataset_loads_with_webdataset(sessions, tmp_path):
     assert first["json"]["caption"].startswith("Holding W")
 
 
-def _nan_to_none(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    return value
-
-
 def _not_json(constant):
     raise AssertionError(f"{constant} is not JSON")
 
@@ -113,10 +103,10 @@ def test_webdataset_records_are_strict_json_with_nan_as_null(sessions, tmp_path)
                     records[record["frame_index"]] = record
     labels = read_labels(Session.open(sessions[0])).to_pylist()
     with_nan = [row for row in labels if row["frame_index"] in records
-                and _nan_to_none(row["objects"]) != row["objects"]]
+                and nan_to_null(row["objects"]) != row["objects"]]
     assert with_nan  # the session has NaN values for the records to carry
     for row in with_nan:
-        assert records[row["frame_index"]]["labels"]["objects"] == _nan_to_none(row["objects"])
+        assert records[row["frame_index"]]["labels"]["objects"] == nan_to_null(row["objects"])
 
 
 def test_parquet_loads_with_datasets(sessions, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from pipeline._errors import PipelineError
 from pipeline.export import ExportOptions, _source, export_sessions
 from pipeline.labels import _io as labels_io
-from tests.pipeline.export_kit import jittered, labelled
+from tests.pipeline.export_kit import jittered, labelled, nan_to_null
 
 QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 CAP = ExportOptions(fps_cap=20)  # drops about every third frame of a 30 fps session
@@ -45,16 +45,6 @@ def _kept(path, fps_cap: float) -> list[dict]:
     return rows
 
 
-def _json_ready(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    return value
-
-
 def test_parquet_rows_are_the_kept_rows_of_the_whole_table(sessions, tmp_path,
                                                            small_batches):
     export_sessions(sessions, "parquet", tmp_path / "pq", CAP)
@@ -66,7 +56,7 @@ def test_parquet_rows_are_the_kept_rows_of_the_whole_table(sessions, tmp_path,
         assert (row["session"], row["frame_index"], row["t"], row["caption"]) == \
             (name, label["frame_index"], label["t"], label["caption"])
         rest = {k: v for k, v in label.items() if k not in ("frame_index", "t", "caption")}
-        assert json.loads(row["labels"]) == _json_ready(rest)
+        assert json.loads(row["labels"]) == nan_to_null(rest)
 
 
 def test_webdataset_and_coco_follow_the_whole_table(sessions, tmp_path, small_batches):
@@ -78,7 +68,7 @@ def test_webdataset_and_coco_follow_the_whole_table(sessions, tmp_path, small_ba
                    if m.name.endswith(".json")]
     want = [r for p in sessions for r in _kept(p, 20)]
     assert [(r["frame_index"], r["labels"]["objects"]) for r in records] == \
-        [(r["frame_index"], _json_ready(r["objects"])) for r in want]
+        [(r["frame_index"], nan_to_null(r["objects"])) for r in want]
     export_sessions(sessions, "coco", tmp_path / "coco", CAP)
     text = (tmp_path / "coco" / "annotations_train.json").read_text()
     coco = json.loads(text)
