@@ -479,3 +479,67 @@ def test_probes_count_within_a_second_of_the_samples_client_span():
     seg = model.main
     assert (seg.method, seg.points) == ("probes", 2)
     assert seg.offset_ms == pytest.approx(990_000.0, abs=1e-3)
+
+
+def _probe_at(client_s: float, host_zero_ns: int, client_zero: float) -> dict:
+    """A probe with a 1.2 ms round trip, host = host_zero + (client - client_zero)."""
+    t1 = host_zero_ns + round((client_s - client_zero) * 1e9) - 100_000
+    return {"kind": "probe", "t0": client_s - 0.6e-3, "t1_ns": t1, "t2_ns": t1 + 200_000,
+            "t3": client_s + 0.6e-3}
+
+
+def test_a_long_segment_takes_probes_within_five_percent_of_its_span():
+    # samples at client 10..110 s: the margin is max(1 s, 5 % of 100 s) = 5 s either side,
+    # so the probes at 6.5, 112 and 114 s count and those at 3.5, 115.5 and 117 s do not
+    client = 10.0 + np.arange(201) * 0.5
+    arrival = 1000 * 10**9 + np.arange(201) * 500_000_000 + 2_000_000
+    sync = [_probe_at(c, 1000 * 10**9, 10.0) for c in (3.5, 6.5, 112.0, 114.0, 115.5, 117.0)]
+    seg = fit_clock(client, arrival, sync)[0].main
+    assert (seg.method, seg.points) == ("probes", 3)
+    assert seg.offset_ms == pytest.approx(990_000.0, abs=1e-3)
+
+
+def test_a_probe_sent_before_a_reset_never_counts_in_the_segment_after_it():
+    # a reset at host 1060 s brings the client clock back to 0; the probe at client 10 s
+    # was sent at host 1010 s, before the reset, so the second segment (whose client span
+    # 0..50 s holds 10 s too) must not take it: it keeps only its own two probes
+    client = np.r_[np.arange(51.0), np.arange(51.0)]
+    arrival = np.r_[1000 * 10**9 + np.arange(51) * 10**9,
+                    1060 * 10**9 + np.arange(51) * 10**9] + 2_000_000
+    before = [_probe_at(c, 1000 * 10**9, 0.0) for c in (10.0, 30.0)]
+    after = [_probe_at(c, 1060 * 10**9, 0.0) for c in (20.0, 40.0)]
+    model, segment = fit_clock(client, arrival, before + after)
+    assert np.array_equal(segment, np.repeat([0, 1], 51))
+    first, second = model.segments
+    assert (first.method, first.points) == ("probes", 2)
+    assert (second.method, second.points) == ("probes", 2)
+    assert first.offset_ms == pytest.approx(1_000_000.0, abs=1e-3)
+    assert second.offset_ms == pytest.approx(1_060_000.0, abs=1e-3)
+
+
+def test_points_at_one_client_time_give_the_drift_prior():
+    # no spread in client time: the drift is unknown, so it is the prior, never infinite
+    offset_ms, drift_ppm = _uncertainty(np.full(5, 7.0), np.array([1, -1, 2, -2, 0]) * 1e-3)
+    assert np.isfinite(offset_ms)
+    assert drift_ppm == 100.0
+
+
+@pytest.mark.parametrize(("n", "drift_ppm"), [
+    # on a line at x = 0, 10, ..., 70 s: sigma is the 20 us stamping noise widened by
+    # sqrt(8 / 6) and t(6 dof) 2.45 / 1.96; sxx = 100 * 42 = 4200 s^2. Eight points keep
+    # their own drift (0.63 ppm); seven (sxx = 2800) are raised to the 100 ppm prior
+    (8, 20e-6 * (8 / 6) ** 0.5 * 2.45 / 1.96 / 4200 ** 0.5 * 1e6),
+    (7, 100.0),
+])
+def test_eight_points_are_the_fewest_that_keep_their_own_drift(n, drift_ppm):
+    _, got = _uncertainty(np.arange(n) * 10.0, np.zeros(n))
+    assert got == pytest.approx(drift_ppm, rel=1e-9)
+
+
+def test_each_segment_is_logged_with_its_method_offset_and_drift(caplog):
+    client = 10.0 + np.arange(21) * 0.5
+    arrival = 1000 * 10**9 + np.arange(21) * 500_000_000 + 2_000_000
+    with caplog.at_level("INFO", logger="alignment._clock"):
+        fit_clock(client, arrival, [_probe_at(c, 1000 * 10**9, 10.0) for c in (12.0, 18.0)])
+    assert [r.getMessage() for r in caplog.records if r.name == "alignment._clock"] == [
+        "clock segment 0: probes fit, offset 990000.000 ms, drift 0.0 ppm"]
