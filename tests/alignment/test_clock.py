@@ -543,3 +543,23 @@ def test_each_segment_is_logged_with_its_method_offset_and_drift(caplog):
         fit_clock(client, arrival, [_probe_at(c, 1000 * 10**9, 10.0) for c in (12.0, 18.0)])
     assert [r.getMessage() for r in caplog.records if r.name == "alignment._clock"] == [
         "clock segment 0: probes fit, offset 990000.000 ms, drift 0.0 ppm"]
+
+
+def test_a_play_start_splits_the_clock_even_where_the_client_time_runs_on():
+    # the client clock runs on across two Plays (no reset, no jump); the flags alone split
+    client = np.arange(20.0)
+    arrival = 1000 * 10**9 + np.arange(20) * 10**9 + 2_000_000
+    starts = np.zeros(20, bool)
+    starts[[0, 12]] = True
+    model, segment = fit_clock(client, arrival, [], play_starts=starts)
+    assert np.array_equal(segment, np.repeat([0, 1], [12, 8]))
+    assert [(s.client_start, s.client_end) for s in model.segments] == [(0.0, 11.0),
+                                                                         (12.0, 19.0)]
+
+
+def test_eight_points_within_one_second_keep_their_own_drift():
+    # x = 0, 0.1, ..., 0.7 s: sxx = 0.01 * 42 = 0.42 s^2, under 1 s^2 yet not zero, so the
+    # drift is sigma / sqrt(0.42): 20 us * sqrt(8 / 6) * 2.45 / 1.96 / 0.648 = 44.5 ppm
+    _, got = _uncertainty(np.arange(8) * 0.1, np.zeros(8))
+    assert got == pytest.approx(20e-6 * (8 / 6) ** 0.5 * 2.45 / 1.96 / 0.42 ** 0.5 * 1e6,
+                                rel=1e-9)
