@@ -139,7 +139,10 @@ def test_parquet_files_split_at_the_shard_size(sessions, tmp_path):
 def test_coco_boxes_and_tracks_match_the_labels(sessions, tmp_path):
     out = tmp_path / "coco"
     export_sessions(sessions[:1], "coco", out)
-    coco = json.loads((out / "annotations_train.json").read_text())
+    text = (out / "annotations_train.json").read_text()
+    coco = json.loads(text)
+    assert text == json.dumps(coco, sort_keys=True)  # one canonical form: diffs stay small
+    assert coco["info"] == {"description": "STPE ground-truth boxes (train)", "version": "1.0"}
     assert len(coco["images"]) == N - 1
     labels = read_labels(Session.open(sessions[0]))["objects"].to_pylist()
     visible = [o for frame in labels[: N - 1] for o in frame if o["on_screen"]]
@@ -147,6 +150,14 @@ def test_coco_boxes_and_tracks_match_the_labels(sessions, tmp_path):
     ann = coco["annotations"][0]
     x0, y0, x1, y1 = visible[0]["box_xyxy"]
     assert ann["bbox"] == pytest.approx([x0, y0, x1 - x0, y1 - y0])
+    # categories: the character is 1, then each entity name in order of first sight
+    names = ["character"]
+    for o in visible:
+        name = "character" if o["kind"] == "character" else o["name"]
+        names += [name] if name not in names else []
+    assert len(names) > 1
+    assert coco["categories"] == [{"id": i, "name": n, "supercategory": "object"}
+                                  for i, n in enumerate(names, 1)]
     tracks = {a["object_id"]: a["track_id"] for a in coco["annotations"]}
     assert len(set(tracks.values())) == len(tracks)
     assert (out / coco["images"][0]["file_name"]).stat().st_size > 0
