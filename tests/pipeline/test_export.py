@@ -288,3 +288,26 @@ def _parquet(rows):
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows), buffer)
     return buffer.getvalue()
+
+
+def test_progress_reports_every_64th_frame_and_the_last():
+    from pipeline.export._registry import _counter
+
+    calls, read = [], []
+    count = _counter(lambda done, total: calls.append((len(read), done, total)), 130)
+    for frame in range(130):
+        read.append(frame)
+        count()
+    # (frames read when reported, frames reported, total)
+    assert calls == [(0, 0, 130), (64, 64, 130), (128, 128, 130), (130, 130, 130)]
+
+
+def test_each_format_name_is_registered_to_its_exporter():
+    from pipeline.export._coco import export_coco
+    from pipeline.export._lerobot import export_lerobot
+    from pipeline.export._parquet import export_parquet
+    from pipeline.export._registry import EXPORTERS
+    from pipeline.export._webdataset import export_webdataset
+
+    assert dict(EXPORTERS) == {"coco": export_coco, "lerobot": export_lerobot,
+                               "parquet": export_parquet, "webdataset": export_webdataset}
