@@ -18,15 +18,16 @@ SCALE = (0.25, 0.25)  # capture px per viewport px: the strip is 80 x 6 px botto
 STRIP = (0, SIZE[1] - 6, 80, SIZE[1])
 
 
-def labelled(parent: Path, name: str, frame_t: list[float], idle: int = 0) -> Path:
-    """A labelled session of len(frame_t) frames at those times; the last has no state.
-    The first `idle` frames show no key held."""
+def labelled(parent: Path, name: str, frame_t: list[float], idle: int = 0,
+             size: tuple[int, int] = SIZE) -> Path:
+    """A labelled session of len(frame_t) frames of `size` at those times; the last has no
+    state. The first `idle` frames show no key held."""
     n = len(frame_t)
     samples = [synthetic_sample(i, i / 60) for i in range(2 * n)]
     for sample in samples[: 2 * idle]:
         sample["inputs"]["keys"] = []
     frames = [2 * i for i in range(n - 1)] + [None]
-    path = make_session(parent, samples, frames, frame_t, size=SIZE, scale=SCALE,
+    path = make_session(parent, samples, frames, frame_t, size=size, scale=SCALE,
                         video=True, name=name)
     session = Session.open(path)
     write_labels(session, compute_labels(session))

@@ -102,6 +102,20 @@ def test_gop_option_sets_the_keyframe_interval(sessions, tmp_path):
         export_sessions(sessions[:1], "lerobot", tmp_path / "bad", ExportOptions(gop=0))
 
 
+def test_odd_frame_sizes_are_padded_to_even_in_the_video_and_its_feature(tmp_path):
+    # H.264 in yuv420p needs even sizes: 161x91 frames are padded right and bottom to
+    # 162x92, and info.json must declare the decoded size, which LeRobot checks frames by
+    path = labelled(tmp_path, "odd", jittered(6, 0.0), size=(161, 91))
+    export_sessions([path], "lerobot", tmp_path / "ds")
+    info = json.loads((tmp_path / "ds/meta/info.json").read_text())
+    feature = info["features"]["observation.images.main"]
+    assert feature["shape"] == [92, 162, 3]
+    assert (feature["info"]["video.height"], feature["info"]["video.width"]) == (92, 162)
+    with av.open(str(tmp_path / "ds" / VIDEO)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert {f.shape for f in frames} == {(92, 162, 3)}
+
+
 def test_labels_are_features_joined_by_source_frame(export, sessions):
     data = pq.read_table(export / "data/chunk-000/file-000.parquet").slice(0, 49).to_pylist()
     labels = {r["frame_index"]: r for r in _kept_labels(sessions[0]).to_pylist()}
