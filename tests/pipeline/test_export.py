@@ -84,6 +84,11 @@ def test_webdataset_loads_with_webdataset(sessions, tmp_path):
     assert first["json"]["frame_index"] == 0 and first["json"]["session"] == "s1"
     assert first["json"]["labels"]["K"][0] == pytest.approx(first["json"]["labels"]["K"][4])
     assert first["vector.npy"].shape == (len(STATE_NAMES) + len(ACTION_NAMES),)
+    for sample in samples:  # the vector is the record's state then its action, as float32
+        state, action = sample["json"]["state"], sample["json"]["action"]
+        assert (list(state), list(action)) == (list(STATE_NAMES), list(ACTION_NAMES))
+        expected = np.array([*state.values(), *action.values()], np.float32)
+        np.testing.assert_array_equal(sample["vector.npy"], expected)
     assert first["json"]["caption"].startswith("Holding W")
 
 
@@ -121,6 +126,10 @@ def test_parquet_loads_with_datasets(sessions, tmp_path):
     assert row["image"].size == SIZE and row["image"].mode == "RGB"
     assert row["frame_index"] == 3 and len(row["observation.state"]) == len(STATE_NAMES)
     assert json.loads(row["labels"])["method"] == "timecode"
+    # each image names its source frame: <session>/<frame_index:06d>.jpg
+    table = pq.read_table(out / "data")
+    paths = table["image"].combine_chunks().field("path").to_pylist()
+    assert paths == [f"s1/{i:06d}.jpg" for i in table["frame_index"].to_pylist()]
 
 
 def test_parquet_files_split_at_the_shard_size(sessions, tmp_path):
