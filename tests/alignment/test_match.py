@@ -96,6 +96,61 @@ def test_quaternion_round_trip(angle):
     assert quat_to_matrix(matrix_to_quat(r)) == pytest.approx(r, abs=1e-12)
 
 
+def _axis_angle(axis, degrees):
+    """Oracle: the rotation matrix (Rodrigues' formula) and quaternion xyzw (n sin(a/2),
+    cos(a/2)) of a turn by `degrees` about `axis`."""
+    n = np.asarray(axis, np.float64) / np.linalg.norm(axis)
+    a = math.radians(degrees)
+    k = np.array([[0, -n[2], n[1]], [n[2], 0, -n[0]], [-n[1], n[0], 0]])
+    return np.eye(3) + math.sin(a) * k + (1 - math.cos(a)) * k @ k, \
+        np.r_[n * math.sin(a / 2), math.cos(a / 2)]
+
+
+# every component largest in turn, all four non-zero (x, y or z largest: |a| = 120 degrees,
+# w = 1/2; w largest: 60 degrees), negative turns (the largest component of the other sign
+# than w), half and quarter turns (components 0, ties between the largest), and turns
+# next to those whose smallest component is about 1e-7: a quaternion taken from that
+# component's row of the matrix would be off by 1e-10 or more, 1e-16 from the largest's
+@pytest.mark.parametrize(("axis", "degrees"), [
+    ((6, 3, 2), 120), ((6, 3, 2), -120), ((2, 6, 3), 120), ((2, 6, 3), -120),
+    ((3, 2, 6), 120), ((3, 2, 6), -120), ((6, 3, 2), 60), ((1, 1, 1), 120),
+    ((1, 0, 0), 180), ((0, 1, 0), 180), ((0, 0, 1), 180), ((0, 1, 1), 180), ((1, 0, 1), 180),
+    ((1, 1, 0), 180), ((1, 0, 0), 90), ((0, 1, 0), 90), ((0, 0, 1), -90),
+    ((1e-7, 1, 1), 180), ((1, 1e-7, 1), 180), ((1, 1, 1e-7), 180),
+    ((1, 1e-7, 0), 90), ((0, 1, 1e-7), 90), ((1, 0, 1e-7), 90),
+    ((1, 1, 0), 179.99999), ((1, 0, 1), 179.99999), ((0, 1, 1), 179.99999),
+])
+def test_matrix_to_quat_and_back_against_axis_angle(axis, degrees):
+    r, q = _axis_angle(axis, degrees)
+    out = matrix_to_quat(r)
+    if abs(q[3]) > 1e-9:  # w >= 0: of q and -q (one rotation) the one with w > 0
+        assert out == pytest.approx(q if q[3] > 0 else -q, abs=1e-12)
+    else:  # a half turn: w = 0 either way
+        assert min(np.abs(out - q).max(), np.abs(out + q).max()) < 1e-12
+    assert quat_to_matrix(q) == pytest.approx(r, abs=1e-12)
+    assert quat_to_matrix(-2.5 * q) == pytest.approx(r, abs=1e-12)  # normalised first
+
+
+def test_slerp_of_a_rotation_with_itself_is_itself():
+    # |q|^2 rounds to 1 + 2**-52 here: arccos of the unclipped dot product would be NaN
+    q = np.array([1.0, 1.0, 1.0, 3.0]) / math.sqrt(12.0)
+    assert np.sum(q * q) > 1.0
+    out = slerp(np.tile(q, (3, 1)), np.tile(q, (3, 1)), np.array([0.0, 0.5, 1.0]))
+    assert out == pytest.approx(np.tile(q, (3, 1)), abs=1e-15)
+
+
+def test_slerp_batch_by_hand():
+    # about y from 0 to 90 degrees and about z from 0 to 60 degrees, a third of the way:
+    # 30 and 20 degrees, each a unit quaternion of its own
+    q0 = np.array([[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0]])
+    q1 = np.array([[0.0, math.sin(math.pi / 4), 0.0, math.cos(math.pi / 4)],
+                   [0.0, 0.0, math.sin(math.pi / 6), math.cos(math.pi / 6)]])
+    out = slerp(q0, q1, np.array([1 / 3, 1 / 3]))
+    expected = [[0.0, math.sin(math.pi / 12), 0.0, math.cos(math.pi / 12)],
+                [0.0, 0.0, math.sin(math.pi / 18), math.cos(math.pi / 18)]]
+    assert out == pytest.approx(np.array(expected), abs=1e-12)
+
+
 def test_slerp_halfway_and_shorter_arc():
     q0 = matrix_to_quat(_rot_y(0.2))
     q1 = matrix_to_quat(_rot_y(1.0))
