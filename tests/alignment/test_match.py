@@ -296,3 +296,53 @@ def test_state_at_frames_by_hand():
     assert np.reshape(root[1][3:], (3, 3)) == pytest.approx(_rot_y(0.6), abs=1e-12)
     assert root[2] is None and root[3] == s1["character"]["root"]["cframe"] and root[4] is None
     assert out["inputs.keys"] == [["W"]] * 4 + [None]
+
+
+def test_state_at_frames_when_the_nearest_sample_is_outside_the_bracket():
+    from alignment._interp import state_at_frames
+    from capture._arrow import state_table_from_records
+    from tests.conftest import make_sample
+
+    ms = 1e6
+    samples = [make_sample(i, i / 100) for i in range(4)]
+    for i, s in enumerate(samples):
+        s["camera"]["fov_y"] = 70.0 + 10 * i
+        s["entities"][0]["cframe"][0] = 4.0 * i  # entity e1 at x = 0, 4, 8, 12
+    del samples[1]["entities"]  # optional on the wire: sample 1's entities read null
+    state = state_table_from_records([{"arrival_mono_ns": i, "arrival_wall_ns": i, "sample": s}
+                                      for i, s in enumerate(samples)])
+    # samples at 0, 10, 20, 30 ms; the nearest is taken at the match time, the bracket and
+    # weight at the content time. f0 (9, 25 ms): nearest 1, 2 to 3 at 0.5; f1 (19, 15 ms):
+    # nearest 2, 1 to 2 at 0.5; f2 (21, 24 ms): nearest 2, 2 to 3 at 0.4; f3 (25, 30 ms):
+    # a tie at match time goes to sample 2, content time on sample 3 (weight 0)
+    m = match_frames(np.array([9, 19, 21, 25]) * ms, np.array([0, 10, 20, 30]) * ms,
+                     content_ns=np.array([25, 15, 24, 30]) * ms)
+    assert m.nearest.tolist() == [1, 2, 2, 2]
+    assert (m.left.tolist(), m.right.tolist()) == ([2, 1, 2, 3], [3, 2, 3, 3])
+    assert m.weight == pytest.approx([0.5, 0.5, 0.4, 0.0])
+    out = state_at_frames(state, m)
+    # weight 0 takes the nearest sample's value, not the bracket's (100)
+    assert out["camera.fov_y"].to_pylist() == pytest.approx([95.0, 85.0, 94.0, 90.0])
+    entities = out["entities"].to_pylist()
+    assert entities[0] is None  # the nearest sample's null, though both sides hold e1
+    assert entities[1][0]["cframe"][0] == 8.0  # one side null: nothing to blend with
+    assert entities[2][0]["cframe"][0] == pytest.approx(9.6)  # 8 + 0.4 * (12 - 8)
+    assert entities[3][0]["cframe"][0] == 8.0  # weight 0: sample 2's own
+    for name, array in out.items():  # every column keeps the state's type
+        assert array.type == state.schema.field("t" if name == "client_t" else name).type
+
+
+def test_state_at_frames_of_a_single_sample():
+    from alignment._interp import state_at_frames
+    from capture._arrow import state_table_from_records
+    from tests.conftest import make_sample
+
+    state = state_table_from_records([{"arrival_mono_ns": 0, "arrival_wall_ns": 0,
+                                       "sample": make_sample(0, 0.0)}])
+    m = match_frames(np.array([0.0, 500e6]), np.array([0.0]))  # the second 500 ms away
+    assert m.nearest.tolist() == [0, -1]
+    out = state_at_frames(state, m)
+    assert out["camera.fov_y"].to_pylist() == [70.0, None]
+    assert out["camera.cframe"].to_pylist() == [[0.0, 5.0, 10.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0,
+                                                 0.0, 0.0, 1.0], None]
+    assert [e and e[0]["id"] for e in out["entities"].to_pylist()] == ["e1", None]
