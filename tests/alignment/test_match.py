@@ -139,6 +139,17 @@ def test_slerp_of_a_rotation_with_itself_is_itself():
     assert out == pytest.approx(np.tile(q, (3, 1)), abs=1e-15)
 
 
+def test_slerp_between_rotations_closer_than_arccos_resolves():
+    # about y by 0 and by 2e-8 rad: their dot product rounds to 1 (angle 0 to arccos), so
+    # the quaternions are blended linearly; the turn by w * 2e-8 is still what comes out
+    def about_y(angle):
+        return np.array([0.0, math.sin(angle / 2), 0.0, math.cos(angle / 2)])
+
+    w = np.array([0.0, 0.25, 1.0])
+    out = slerp(np.tile(about_y(0.0), (3, 1)), np.tile(about_y(2e-8), (3, 1)), w)
+    assert out == pytest.approx(np.array([about_y(2e-8 * x) for x in w]), abs=1e-16)
+
+
 def test_slerp_batch_by_hand():
     # about y from 0 to 90 degrees and about z from 0 to 60 degrees, a third of the way:
     # 30 and 20 degrees, each a unit quaternion of its own
