@@ -1,10 +1,8 @@
-import math
 
 import numpy as np
 import pytest
 
 from alignment import match_frames, unwrap_payload
-from alignment._interp import interpolate_cframes, matrix_to_quat, quat_to_matrix, slerp
 from alignment._match import (
     CLOCK,
     NONE,
@@ -15,11 +13,6 @@ from alignment._match import (
     render_intervals,
     restrict_to_span,
 )
-
-
-def _rot_y(angle):
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
 
 
 def test_nearest_bracket_and_weight():
@@ -93,62 +86,6 @@ def test_unwrap_payload_picks_the_nearest_wrap():
     assert unwrap_payload(np.array([5]), np.array([period])).dtype == np.int64
 
 
-@pytest.mark.parametrize("angle", [0.0, 0.3, 2.0, math.pi - 1e-3])
-def test_quaternion_round_trip(angle):
-    r = _rot_y(angle) @ np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]])
-    assert quat_to_matrix(matrix_to_quat(r)) == pytest.approx(r, abs=1e-12)
-
-
-def test_slerp_halfway_and_shorter_arc():
-    q0 = matrix_to_quat(_rot_y(0.2))
-    q1 = matrix_to_quat(_rot_y(1.0))
-    half = quat_to_matrix(slerp(q0, -q1, np.array(0.5)))  # -q1 is the same rotation
-    assert half == pytest.approx(_rot_y(0.6), abs=1e-12)
-
-
-def test_interpolate_cframes_position_linear_rotation_slerp():
-    c0 = np.r_[0.0, 0.0, 0.0, _rot_y(0.0).ravel()][None]
-    c1 = np.r_[10.0, 2.0, -4.0, _rot_y(1.2).ravel()][None]
-    out = interpolate_cframes(c0, c1, np.array([0.25]))
-    assert out[0, :3] == pytest.approx([2.5, 0.5, -1.0])
-    assert out[0, 3:].reshape(3, 3) == pytest.approx(_rot_y(0.3), abs=1e-12)
-
-
-def test_entities_held_on_both_sides_are_interpolated_the_rest_taken_nearest():
-    from alignment._interp import state_at_frames
-    from alignment._match import Matching
-    from capture._arrow import state_table_from_records
-    from tests.conftest import make_sample
-
-    def entity(id_, x, angle):
-        return {"id": id_, "name": id_, "tag": "STPE_Track",
-                "cframe": [x, 1.0, 0.0, *_rot_y(angle).reshape(-1)], "size": [2.0, 2.0, 2.0],
-                "velocity": [0.0, 0.0, 0.0], "projection": [0.0, 0.0, 5.0, 1.0]}
-
-    samples = [make_sample(0, 0.0), make_sample(1, 0.1), make_sample(2, 0.2)]
-    samples[0]["entities"] = [entity("a", 0.0, 0.0), entity("b", 9.0, 0.0)]
-    samples[1]["entities"] = [entity("a", 4.0, math.pi / 2)]
-    samples[2]["entities"] = []
-    state = state_table_from_records([{"arrival_mono_ns": i, "arrival_wall_ns": i, "sample": s}
-                                      for i, s in enumerate(samples)])
-    # frame 0: 25 % of the way from sample 0 to 1 (nearest 0); frame 1: 75 % (nearest 1);
-    # frame 2: between 1 and 2, where "a" is gone; frame 3: unmatched
-    m = Matching(nearest=np.array([0, 1, 2, -1]), left=np.array([0, 0, 1, 0]),
-                 right=np.array([1, 1, 2, 0]), weight=np.array([0.25, 0.75, 0.5, 0.0]),
-                 residual_ms=np.zeros(4), method=np.array([CLOCK, CLOCK, CLOCK, NONE]))
-    out = state_at_frames(state, m)["entities"].to_pylist()
-    first = {e["id"]: e for e in out[0]}
-    assert first["a"]["cframe"][0] == pytest.approx(1.0)
-    rotation = np.array(first["a"]["cframe"][3:]).reshape(3, 3)
-    assert rotation == pytest.approx(_rot_y(math.pi / 8), abs=1e-12)
-    assert first["b"]["cframe"][0] == 9.0  # only on the left: the nearest sample's value
-    (a,) = out[1]
-    assert a["cframe"][0] == pytest.approx(3.0)
-    assert np.array(a["cframe"][3:]).reshape(3, 3) == pytest.approx(_rot_y(3 * math.pi / 8),
-                                                                      abs=1e-12)
-    assert out[2] == [] and out[3] is None
-
-
 def test_render_intervals_by_hand():
     ms = 1e6
     host = np.array([0, 10, 30, 100, 105, 115, 200]) * ms
@@ -209,50 +146,6 @@ def test_unmatched_frames_beyond_the_tolerance_both_ways():
     m = match_frames(np.array([-10e6, -10.5e6, 110e6, 110.5e6]), host, tolerance_ms=10)
     assert m.method.tolist() == [CLOCK, NONE, CLOCK, NONE]
     assert m.nearest.tolist() == [0, -1, 1, -1]
-
-
-def test_state_at_frames_by_hand():
-    from alignment._interp import state_at_frames
-    from alignment._match import Matching
-    from capture._arrow import state_table_from_records
-    from tests.conftest import make_sample
-
-    s0, s1, s2 = make_sample(0, 0.0), make_sample(1, 0.1), make_sample(2, 0.2,
-                                                                        with_character=False)
-    s1["dt"] = 1 / 30
-    s1["camera"]["fov_y"] = 80.0
-    s1["camera"]["root_projection"] = [700.0, 500.0, 20.0, 0.0]
-    s2["camera"]["root_projection"] = [800.0, 600.0, 30.0, 1.0]
-    s0["camera"]["root_projection"] = [600.0, 400.0, 10.0, 1.0]
-    s1["character"]["humanoid"]["health"] = 50.0
-    s1["character"]["humanoid"]["state"] = "Jumping"
-    s1["character"]["root"]["cframe"][3:] = _rot_y(0.8).ravel().tolist()
-    state = state_table_from_records([{"arrival_mono_ns": i, "arrival_wall_ns": i, "sample": s}
-                                      for i, s in enumerate([s0, s1, s2])])
-    # f0, f1: 25 % and 75 % from sample 0 to 1; f2: halfway from 1 to 2 (no character in 2,
-    # nearest 2); f3: 40 % from 1 to 2, nearest 1; f4 unmatched
-    m = Matching(nearest=np.array([0, 1, 2, 1, -1]), left=np.array([0, 0, 1, 1, 0]),
-                 right=np.array([1, 1, 2, 2, 0]), weight=np.array([0.25, 0.75, 0.5, 0.4, 0.0]),
-                 residual_ms=np.zeros(5), method=np.array([CLOCK] * 4 + [NONE]))
-    out = {name: array.to_pylist() for name, array in state_at_frames(state, m).items()}
-    assert "seq" not in out and "t" not in out
-    assert out["client_t"] == pytest.approx([0.025, 0.075, 0.15, 0.14, None])
-    assert out["dt"] == pytest.approx([1 / 60, 1 / 30, 1 / 60, 1 / 30, None])  # nearest
-    assert out["camera.fov_y"] == pytest.approx([72.5, 77.5, 75.0, 76.0, None])
-    # a null on either side takes the nearest sample's value
-    assert out["character.humanoid.health"] == pytest.approx([87.5, 62.5, None, 50.0, None])
-    assert out["character.humanoid.state"] == ["Running", "Jumping", None, "Jumping", None]
-    # projections: u, v and depth linear, the on-screen flag of the nearer side in weight
-    assert out["camera.root_projection"] == [[625.0, 425.0, 12.5, 1.0],
-                                             [675.0, 475.0, 17.5, 0.0],
-                                             [750.0, 550.0, 25.0, 1.0],
-                                             [740.0, 540.0, 24.0, 0.0], None]
-    root = out["character.root.cframe"]
-    assert root[0][:3] == pytest.approx([0.1, 3.0, 0.0])
-    assert np.reshape(root[0][3:], (3, 3)) == pytest.approx(_rot_y(0.2), abs=1e-12)
-    assert np.reshape(root[1][3:], (3, 3)) == pytest.approx(_rot_y(0.6), abs=1e-12)
-    assert root[2] is None and root[3] == s1["character"]["root"]["cframe"] and root[4] is None
-    assert out["inputs.keys"] == [["W"]] * 4 + [None]
 
 
 def test_content_times_by_hand():
