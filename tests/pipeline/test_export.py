@@ -92,6 +92,34 @@ def test_webdataset_loads_with_webdataset(sessions, tmp_path):
     assert first["json"]["caption"].startswith("Holding W")
 
 
+def test_webdataset_keys_name_the_source_frame_when_frames_are_thinned(sessions, tmp_path):
+    # at 10 fps of a 30 fps session about every third frame is kept, so a sample's place
+    # in the export is not its frame: the 2nd sample is frame 3, named s1_000003.*
+    export_sessions(sessions[:1], "webdataset", tmp_path / "wds", ExportOptions(fps_cap=10))
+    members = {}
+    for shard in sorted((tmp_path / "wds").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar:
+                stem, ext = member.name.split(".", 1)
+                members.setdefault(stem, {})[ext] = tar.extractfile(member).read()
+    frames = []
+    for stem, files in members.items():
+        assert sorted(files) == ["jpg", "json", "vector.npy"]
+        frame = json.loads(files["json"])["frame_index"]
+        assert stem == f"s1_{frame:06d}"
+        frames.append(frame)
+    assert sorted(frames)[:2] == [0, 3] and len(frames) < (N - 1) / 2
+
+
+def test_coco_area_is_the_box_width_times_height(sessions, tmp_path):
+    export_sessions(sessions[:1], "coco", tmp_path / "coco")
+    coco = json.loads((tmp_path / "coco/annotations_train.json").read_text())
+    boxes = [(a["bbox"], a["area"]) for a in coco["annotations"]]
+    assert boxes and all(w != h for (_, _, w, h), _ in boxes)  # not square: w * w differs
+    for (_, _, w, h), area in boxes:
+        assert area == pytest.approx(w * h, rel=1e-12)
+
+
 def _not_json(constant):
     raise AssertionError(f"{constant} is not JSON")
 
