@@ -17,7 +17,7 @@ from pipeline.cli import cli
 from pipeline.export import ACTION_NAMES, STATE_NAMES, ExportOptions, export_sessions
 from pipeline.export._lerobot_meta import Info, Stats
 from pipeline.labels import compute_labels, read_labels, write_labels
-from tests.pipeline.export_kit import nan_to_null
+from tests.pipeline.export_kit import labelled, nan_to_null
 from tests.pipeline.session_kit import make_session
 
 SIZE = (320, 180)
@@ -348,3 +348,40 @@ def test_each_format_name_is_registered_to_its_exporter():
 
     assert dict(EXPORTERS) == {"coco": export_coco, "lerobot": export_lerobot,
                                "parquet": export_parquet, "webdataset": export_webdataset}
+
+
+@WDS_LEAK[0]
+@WDS_LEAK[1]
+def test_a_session_id_with_dots_gives_one_sample_per_frame(tmp_path):
+    # webdataset takes a sample's key up to the first dot of a member's name, so the dots of
+    # the session id "run.2" become dashes: three samples (the fourth frame has no state),
+    # each with its image and record
+    import webdataset as wds
+
+    path = labelled(tmp_path, "run.2", [i / 30 for i in range(4)])
+    export_sessions([path], "webdataset", tmp_path / "wds")
+    shards = sorted(str(p) for p in (tmp_path / "wds").glob("*.tar"))
+    samples = list(wds.WebDataset(shards, shardshuffle=False))
+    assert [(s["__key__"], sorted(k for k in s if not k.startswith("__"))) for s in samples] == [
+        (f"run-2_{i:06d}", ["jpg", "json", "vector.npy"]) for i in range(3)]
+
+
+def test_jpeg_keeps_each_colour_in_place_and_refuses_an_image_it_cannot_encode():
+    import io
+
+    from PIL import Image
+
+    from pipeline.export._records import jpeg
+
+    # RGB stripes, 16 px wide (whole JPEG blocks): red, green, blue; Pillow decodes to RGB,
+    # so a red-blue swap would show as blue first. Colour bleeds at the stripes' edges (the
+    # chroma is subsampled), so only their middles are compared
+    image = np.zeros((16, 48, 3), np.uint8)
+    for stripe in range(3):
+        image[:, 16 * stripe:16 * (stripe + 1), stripe] = 255
+    decoded = np.asarray(Image.open(io.BytesIO(jpeg(image))).convert("RGB")).astype(int)
+    middles = np.r_[4:12, 20:28, 36:44]
+    assert np.abs(decoded[:, middles] - image[:, middles]).max() <= 8
+    # JPEG's largest side is 65500 px
+    with pytest.raises(ValueError, match=r"^JPEG encoding failed$"):
+        jpeg(np.zeros((1, 65501, 3), np.uint8))

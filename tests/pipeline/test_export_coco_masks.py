@@ -135,3 +135,70 @@ def test_only_the_shards_covering_the_frame_are_held(tmp_path):
     assert skipping.frame(30) == {o: rle for (f, o), rle in best.items() if f == 30}
     assert skipping.held == 1
 
+
+
+def _damaged(rows: list[dict], column: str) -> bytes:
+    """An uncompressed parquet file of `rows` whose `column` chunk is overwritten with 0xff:
+    that column cannot be read, the others still can."""
+    data = _parquet_plain(rows)
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+    chunk = next(meta.column(i) for i in range(meta.num_columns)
+                 if meta.column(i).path_in_schema == column)
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    damaged = bytearray(data)
+    damaged[start:start + chunk.total_compressed_size] = b"\xff" * chunk.total_compressed_size
+    return bytes(damaged)
+
+
+def _parquet_plain(rows: list[dict]) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buffer, compression="none")
+    return buffer.getvalue()
+
+
+def _mask_row(frame: int, entity: str, score: float, counts: str) -> dict:
+    return {"frame_index": frame, "entity_id": entity, "score": score,
+            "mask_size": [2, 2], "mask_counts": counts}
+
+
+def test_bad_shards_are_named_with_the_reason_and_the_others_still_read(tmp_path, caplog):
+    path = labelled(tmp_path, "s1", jittered(6, 0.0013))
+    segment = path / "annotations" / "segment"
+    no_counts = [{k: v for k, v in _mask_row(2, "c", 0.9, "C").items() if k != "mask_counts"}]
+    files = {
+        # first by name: the shards after it are still read
+        "shard-00001.parquet": b"PAR1 not a parquet file",
+        # frames 0 and 4 only: frames 1-3 have no rows in it while it is held
+        "shard-00002.parquet": _parquet([_mask_row(0, "a", 0.6, "A1"), _mask_row(0, "a", 0.8, "A2"),
+                                         _mask_row(4, "a", 0.7, "A3")]),
+        # its frame_index reads, its mask columns do not: named when frame 2 is reached
+        "shard-00003.parquet": _parquet(no_counts),
+        # a damaged column that is not one the export reads: the masks are still used
+        "shard-00005.parquet": _damaged([_mask_row(1, "b", 0.9, "B1") | {"note": "x" * 40},
+                                         _mask_row(2, "b", 0.9, "B2") | {"note": "y" * 40}],
+                                        "note"),
+    }
+    writer = SessionWriter.reopen(path)
+    for name, data in files.items():
+        writer.write_output(f"annotations/segment/{name}", data)
+    writer.close()
+
+    with caplog.at_level(logging.WARNING, logger="pipeline.export._coco_masks"):
+        masks = SegmentMasks(load_session(path, ExportOptions()))
+        (record,) = caplog.records  # the file, then pyarrow's reason
+        message = record.getMessage()
+        prefix = f"skipping unreadable mask file {segment / 'shard-00001.parquet'}: "
+        assert message.startswith(prefix) and "Parquet magic bytes not found" in message
+        caplog.clear()
+        rle = {name: {"size": [2, 2], "counts": name} for name in ("A2", "A3", "B1", "B2")}
+        assert masks.frame(0) == {"a": rle["A2"]}  # the higher of the two scores
+        assert masks.frame(0) == {"a": rle["A2"]}  # the same frame again is allowed
+        assert masks.frame(1) == {"b": rle["B1"]}
+        assert not caplog.records
+        assert masks.frame(2) == {"b": rle["B2"]}
+        (record,) = caplog.records
+        message = record.getMessage()
+        prefix = f"skipping unreadable mask file {segment / 'shard-00003.parquet'}: "
+        assert message.startswith(prefix) and "No match for FieldRef.Name(mask_counts)" in message
+        assert masks.frame(3) == {}
+        assert masks.frame(4) == {"a": rle["A3"]}

@@ -275,7 +275,9 @@ def test_resampling_by_hand():
     # frames at 0, 0.25 and 0.5 s resampled at 8 fps: output times 0, 0.125, .., 0.5; the
     # ties at 0.125 and 0.375 go to the earlier frame
     assert nearest_rows(np.array([0.0, 0.25, 0.5]), 8).tolist() == [0, 0, 1, 1, 2]
-    assert nearest_rows(np.array([3.0]), 30).tolist() == [0]
+    # one frame: one output frame, an integer row index like any other (rows index arrays)
+    one = nearest_rows(np.array([3.0]), 30)
+    assert one.tolist() == [0] and one.dtype == np.int64
     # (0.3 - 0.1) * 10 is 1.9999999999999998 in floating point: still 3 output frames
     assert nearest_rows(np.array([0.1, 0.2, 0.3]), 10).tolist() == [0, 1, 2]
     # each output time takes the nearest frame, before or after it

@@ -147,3 +147,12 @@ def test_good_splits_are_parsed(text, parsed):
 def test_splits_on_the_bounds_are_refused(text):
     with pytest.raises(PipelineError, match="--split"):
         parse_splits(text)
+
+
+def test_a_fraction_over_1_is_refused_as_a_bad_entry_in_full():
+    # a single fraction over 1 is a bad entry itself, not a sum that is off
+    with pytest.raises(PipelineError) as refused:
+        parse_splits("train=1.5")
+    assert str(refused.value) == (
+        "bad --split entry 'train=1.5'; expected NAME=FRACTION like "
+        "train=0.8,val=0.1,test=0.1 (lower-case names)")
