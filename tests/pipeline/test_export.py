@@ -184,9 +184,13 @@ def test_coco_boxes_and_tracks_match_the_labels(sessions, tmp_path):
     labels = read_labels(Session.open(sessions[0]))["objects"].to_pylist()
     visible = [o for frame in labels[: N - 1] for o in frame if o["on_screen"]]
     assert len(coco["annotations"]) == len(visible) > 0
-    ann = coco["annotations"][0]
-    x0, y0, x1, y1 = visible[0]["box_xyxy"]
-    assert ann["bbox"] == pytest.approx([x0, y0, x1 - x0, y1 - y0])
+    assert {(i["width"], i["height"]) for i in coco["images"]} == {SIZE}
+    for ann, obj in zip(coco["annotations"], visible, strict=True):
+        x0, y0, x1, y1 = obj["box_xyxy"]
+        assert ann["bbox"] == pytest.approx([x0, y0, x1 - x0, y1 - y0])
+        assert (ann["object_id"], ann["truncation"]) == (obj["id"], obj["truncation"])
+        assert ann["distance"] == obj["distance"]  # from the camera, not the depth
+    assert any(o["distance"] != pytest.approx(o["depth"]) for o in visible)
     # categories: the character is 1, then each entity name in order of first sight
     names = ["character"]
     for o in visible:
@@ -198,6 +202,17 @@ def test_coco_boxes_and_tracks_match_the_labels(sessions, tmp_path):
     tracks = {a["object_id"]: a["track_id"] for a in coco["annotations"]}
     assert len(set(tracks.values())) == len(tracks)
     assert (out / coco["images"][0]["file_name"]).stat().st_size > 0
+
+
+def test_coco_tracks_are_per_session(sessions, tmp_path):
+    # both sessions hold the same object ids; a track follows one object in one session
+    export_sessions(sessions, "coco", tmp_path / "coco")
+    coco = json.loads((tmp_path / "coco/annotations_train.json").read_text())
+    session_of = {i["id"]: i["session"] for i in coco["images"]}
+    tracks = {(session_of[a["image_id"]], a["object_id"]): a["track_id"]
+              for a in coco["annotations"]}
+    assert {s for s, _ in tracks} == {"s1", "s2"}
+    assert len(set(tracks.values())) == len(tracks)
 
 
 @pytest.mark.parametrize("fmt", ["webdataset", "parquet", "coco", "lerobot"])
@@ -310,9 +325,10 @@ def test_coco_carries_the_segment_stage_masks_of_true_entities(tmp_path):
     writer.write_output("annotations/segment/shard-00000.parquet", _parquet(rows))
     writer.close()
 
-    export_sessions([path], "coco", tmp_path / "coco")
+    counts = export_sessions([path], "coco", tmp_path / "coco")
     coco = json.loads((tmp_path / "coco" / "annotations_train.json").read_text())
     masked = [a for a in coco["annotations"] if "segmentation" in a]
+    assert counts["masks"] == len(masked)
     assert [(a["image_id"], a["object_id"]) for a in masked] == [(1, target["id"])]
     np.testing.assert_array_equal(rle_decode(masked[0]["segmentation"]), mask)
 
