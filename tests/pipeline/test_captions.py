@@ -62,3 +62,17 @@ def test_changes_since_the_previous_frame_by_hand():
         "Holding A, no character is present.",
         "The character stands still; no keys are held; A released.",
     ]
+
+
+def test_an_event_needs_the_frame_before_to_have_state_and_a_character():
+    run = ("forward", 14.3)
+    # frame 11 has no state, so frame 12's take-off is not an event of 11 -> 12
+    # (frame 10, two back, had state and stood on the ground)
+    got = _many([([], *run, False, 0, True, True), ([], *run, False, 0, False, True),
+                 ([], *run, True, 0, True, True)])
+    assert got[2] == "The character moves forward at 14.3 studs/s; no keys are held."
+    # frame 11 has a character and frame 10 does not: frame 12's take-off is an event
+    got = _many([([], *run, False, 0, True, False), ([], *run, False, 0, True, True),
+                 ([], *run, True, 0, True, True)])
+    assert got[2] == ("The character moves forward at 14.3 studs/s; no keys are held; "
+                      "it leaves the ground at frame 12.")
