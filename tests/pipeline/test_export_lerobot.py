@@ -211,6 +211,27 @@ def test_frames_without_a_character_get_zero_root_and_no_task_motion(sessions):
                                                                    False]
 
 
+def test_a_root_pixel_with_a_nan_is_not_visible_and_a_missing_caption_is_empty(sessions):
+    import pyarrow as pa
+
+    from pipeline.export._lerobot_labels import label_columns
+
+    labels = _kept_labels(sessions[1])
+    root = labels["root_px"].to_pylist()
+    root[3] = [float("nan"), 40.0]  # a list that is present but not a pixel
+    captions = labels["caption"].to_pylist()
+    captions[4] = None
+    labels = labels.set_column(labels.schema.get_field_index("root_px"), "root_px",
+                               pa.array(root, labels.schema.field("root_px").type))
+    labels = labels.set_column(labels.schema.get_field_index("caption"), "caption",
+                               pa.array(captions, pa.string()))
+    got = label_columns(labels, np.array([3, 4]))
+    assert got["observation.root_visible"].tolist() == [False, True]
+    assert got["observation.root_px"][0].tolist() == [0.0, 0.0]
+    assert got["observation.root_px"][1].tolist() == root[4]
+    assert got["caption"].to_pylist() == [captions[3], ""]
+
+
 def test_stats_describe_the_rows_as_written(export):
     data = pq.read_table(export / "data/chunk-000/file-000.parquet")
     stats = json.loads((export / "meta/stats.json").read_text())
