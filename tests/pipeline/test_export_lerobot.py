@@ -232,6 +232,27 @@ def test_a_root_pixel_with_a_nan_is_not_visible_and_a_missing_caption_is_empty(s
     assert got["caption"].to_pylist() == [captions[3], ""]
 
 
+def test_info_declares_every_data_column_with_its_type_shape_and_names(export):
+    # LeRobot reads the data files through the features of info.json: every column must be
+    # declared, and the label features as docs/exports.md lists them
+    info = json.loads((export / "meta/info.json").read_text())
+    data = pq.read_schema(export / "data/chunk-000/file-000.parquet")
+    features = info["features"]
+    assert set(features) == {*data.names, "observation.images.main"}
+    declared = {name: (f["dtype"], f["shape"], f["names"]) for name, f in features.items()}
+    assert declared["observation.root_px"] == ("float64", [2], ["u", "v"])
+    assert declared["observation.root_visible"] == ("bool", [1], None)
+    assert declared["observation.K"] == ("float64", [9], None)
+    assert declared["observation.T_cam_world"] == ("float64", [16], None)
+    assert declared["observation.box_count"] == ("int64", [1], None)
+    assert declared["observation.box_ids"] == ("string", [1], None)
+    assert declared["caption"] == ("string", [1], None)
+    dtype, shape, names = declared["observation.boxes"]
+    assert (dtype, shape, len(names)) == ("float32", [32], 32)
+    assert names[:5] == ["box0.x0", "box0.y0", "box0.x1", "box0.y1", "box1.x0"]
+    assert names[-1] == "box7.y1"
+
+
 def test_stats_describe_the_rows_as_written(export):
     data = pq.read_table(export / "data/chunk-000/file-000.parquet")
     stats = json.loads((export / "meta/stats.json").read_text())
