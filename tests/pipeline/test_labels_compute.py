@@ -25,12 +25,12 @@ IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
 def _sample(seq: int, yaw_deg: float, *, state: str = "Running", floor: str = "Grass",
             speed: float = 0.0, keys: tuple[str, ...] = (),
             projection: tuple[float, ...] = (640.0, 360.0, 10.0, 1.0),
-            crate: bool = False) -> dict:
+            crate: bool = False, ahead: float = 10.0) -> dict:
     """Camera at EYE looking at yaw `yaw_deg` (0: down -Z, positive: turned left); the root
-    10 studs along the look, axis-aligned, running along +X at `speed`."""
+    `ahead` studs along the look, axis-aligned, running along +X at `speed`."""
     yaw = math.radians(yaw_deg)
     look = (-math.sin(yaw), 0.0, -math.cos(yaw))
-    root = [EYE[i] + 10.0 * look[i] for i in range(3)]
+    root = [EYE[i] + ahead * look[i] for i in range(3)]
     s = synthetic_sample(seq, seq / 10)
     s["camera"].update(cframe=look_at(EYE, tuple(EYE[i] + look[i] for i in range(3))),
                        fov_y=70.0, viewport=[float(W), float(H)],
@@ -228,3 +228,15 @@ def test_a_square_capture_logs_nothing(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="pipeline.labels._compute"):
         assert compute_labels(Session.open(path)).summary["capture_aspect_mismatch"] == 0.0
     assert caplog.records == []
+
+
+def test_a_root_behind_the_camera_has_a_depth_but_no_pixel(tmp_path):
+    # root 10 studs behind the eye: depth -10, distance 10, no projection and so no error,
+    # though the engine's own value (depth 10 > 0) is kept
+    path = make_session(tmp_path, [_sample(0, 0.0, ahead=-10.0)], [0], [0.0])
+    row = compute_labels(Session.open(path)).table.to_pylist()[0]
+    assert row["root_px"] is None
+    assert row["root_depth"] == pytest.approx(-10.0)
+    assert row["root_distance"] == pytest.approx(10.0)
+    assert row["root_px_engine"] == pytest.approx([640.0, 360.0])
+    assert row["root_px_error"] is None
