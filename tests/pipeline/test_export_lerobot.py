@@ -233,12 +233,21 @@ def test_a_root_pixel_with_a_nan_is_not_visible_and_a_missing_caption_is_empty(s
 
 
 def test_info_declares_every_data_column_with_its_type_shape_and_names(export):
+    import pyarrow as pa
+
     # LeRobot reads the data files through the features of info.json: every column must be
     # declared, and the label features as docs/exports.md lists them
     info = json.loads((export / "meta/info.json").read_text())
     data = pq.read_schema(export / "data/chunk-000/file-000.parquet")
     features = info["features"]
     assert set(features) == {*data.names, "observation.images.main"}
+    arrow_dtype = {pa.float32(): "float32", pa.float64(): "float64", pa.int64(): "int64",
+                   pa.bool_(): "bool", pa.string(): "string"}
+    for name in data.names:  # the values stored are of the declared type
+        stored = data.field(name).type
+        while pa.types.is_list(stored) or pa.types.is_fixed_size_list(stored):
+            stored = stored.value_type
+        assert arrow_dtype[stored] == features[name]["dtype"], name
     declared = {name: (f["dtype"], f["shape"], f["names"]) for name, f in features.items()}
     assert declared["observation.root_px"] == ("float64", [2], ["u", "v"])
     assert declared["observation.root_visible"] == ("bool", [1], None)
