@@ -29,7 +29,7 @@ demo: install
 test: install-test
 	$(BIN)/python -m pytest -q
 
-# Mutation testing (docs/testing.md): slow, not part of CI; run before each release.
+# Mutation testing (docs/mutation.md): slow, not part of CI; run before each release.
 # `make mutants MUTANTS='pipeline.camera.*'` runs only the mutants whose names match.
 mutants: install-test
 	$(BIN)/pip install -q -e ".[test,mutation]"
