@@ -130,6 +130,9 @@ def test_webdataset_records_are_strict_json_with_nan_as_null(sessions, tmp_path)
     for shard in (tmp_path / "wds").glob("*.tar"):
         with tarfile.open(shard) as tar:
             for member in tar:
+                # reproducible archives: no time, owner or exec bit from the machine
+                assert (member.mtime, member.mode, member.uname, member.gname) == (
+                    0, 0o644, "", "")
                 if member.name.endswith(".json"):
                     record = json.loads(tar.extractfile(member).read(),
                                         parse_constant=_not_json)
