@@ -404,3 +404,21 @@ def test_jpeg_keeps_each_colour_in_place_and_refuses_an_image_it_cannot_encode()
     # JPEG's largest side is 65500 px
     with pytest.raises(ValueError, match=r"^JPEG encoding failed$"):
         jpeg(np.zeros((1, 65501, 3), np.uint8))
+
+
+def test_webdataset_shards_are_cut_where_the_next_sample_would_pass_the_limit(tmp_path):
+    from pipeline.export._webdataset import ShardWriter
+
+    # in a tar archive a member takes a 512-byte header and its data in 512-byte blocks,
+    # and the archive ends with 1024 zero bytes: a 1025-byte member takes 512 + 3 * 512 =
+    # 2048 bytes, so 1024 + 3 * 2048 = 7168 bytes hold exactly three such samples
+    writer = ShardWriter(tmp_path, 7168)
+    for i in range(7):
+        writer.write([(f"s_{i:06d}.bin", bytes([i]) * 1025)])
+    writer.close()
+    per_shard = []
+    for shard in writer.shards:
+        with tarfile.open(shard) as tar:
+            per_shard.append([m.name for m in tar])
+    assert [len(names) for names in per_shard] == [3, 3, 1]
+    assert per_shard[1] == ["s_000003.bin", "s_000004.bin", "s_000005.bin"]
