@@ -46,24 +46,28 @@ def _array(column: pa.ChunkedArray, width: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def _boxes(objects: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Per row of `objects`: the boxes of its first MAX_BOXES on-screen entries ((n,
-    MAX_BOXES, 4), 0 padded), their count and their ids (a JSON list), computed on the
-    flattened entries; only the ids kept become Python objects."""
+    """Per row of `objects`: the boxes of its first MAX_BOXES on-screen entries with a
+    finite box ((n, MAX_BOXES, 4), 0 padded), their count and their ids (a JSON list),
+    computed on the flattened entries; only the ids kept become Python objects. An entry
+    without a usable box is left out rather than written as NaN, which LeRobot cannot load
+    (see `_array`) and which would make the statistics invalid JSON."""
     objects = objects.combine_chunks()
     n = len(objects)
     lengths = pc.fill_null(pc.list_value_length(objects), 0).to_numpy(zero_copy_only=False)
     parent = np.repeat(np.arange(n), lengths)  # row of each flattened entry
     flat = pc.list_flatten(objects)
     shown = pc.fill_null(pc.struct_field(flat, "on_screen"), False)
-    index = np.flatnonzero(shown.to_numpy(zero_copy_only=False))
+    box = pc.struct_field(flat, "box_xyxy")
+    box = pc.fill_null(box, pa.scalar([np.nan] * 4, type=box.type))
+    box = pc.list_flatten(box).to_numpy(zero_copy_only=False).reshape(-1, 4)
+    usable = shown.to_numpy(zero_copy_only=False) & np.isfinite(box).all(axis=1)
+    index = np.flatnonzero(usable)
     parent = parent[index]
     rank = np.arange(len(index)) - np.searchsorted(parent, parent)  # among the row's shown
     keep = rank < MAX_BOXES
     index, parent, rank = index[keep], parent[keep], rank[keep]
     boxes = np.zeros((n, MAX_BOXES, 4), np.float32)
-    box = pc.struct_field(flat, "box_xyxy").take(pa.array(index))
-    box = pc.fill_null(box, pa.scalar([np.nan] * 4, type=box.type))
-    boxes[parent, rank] = pc.list_flatten(box).to_numpy(zero_copy_only=False).reshape(-1, 4)
+    boxes[parent, rank] = box[index]
     count = np.bincount(parent, minlength=n).astype(np.int64)
     names = pc.struct_field(flat, "id").take(pa.array(index)).to_pylist()
     ends = np.cumsum(count)

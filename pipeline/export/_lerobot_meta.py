@@ -17,12 +17,17 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
+
+# A statistic per dimension, nested to the feature's shape; finite numbers only (JSON has
+# no NaN, and LeRobot normalises with these values).
+Values = TypeAliasType("Values", "list[float] | list[Values]")
 
 
 class Strict(BaseModel):
@@ -54,16 +59,16 @@ class Info(Strict):
 
 
 class Stats(Strict):
-    min: list[Any]
-    max: list[Any]
-    mean: list[Any]
-    std: list[Any]
+    min: Values
+    max: Values
+    mean: Values
+    std: Values
     count: list[int]
-    q01: list[Any] | None = None
-    q10: list[Any] | None = None
-    q50: list[Any] | None = None
-    q90: list[Any] | None = None
-    q99: list[Any] | None = None
+    q01: Values | None = None
+    q10: Values | None = None
+    q50: Values | None = None
+    q90: Values | None = None
+    q99: Values | None = None
 
 
 def vector_stats(values: np.ndarray, shape: tuple[int, ...] | None = None

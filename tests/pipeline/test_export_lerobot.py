@@ -5,6 +5,7 @@ back to labels.parquet. (tests/pipeline/test_export_interop.py loads it with LeR
 from __future__ import annotations
 
 import json
+import math
 import re
 from fractions import Fraction
 
@@ -311,15 +312,17 @@ def test_boxes_are_the_first_eight_on_screen_entities_of_each_row(sessions):
     rows = np.array([0, 1, 2, 2, 3, 4, 5])
     got = label_columns(labels, rows)
     for out, row in enumerate(rows):  # the oracle: the rule as docs/exports.md states it
-        shown = [o for o in objects[row] or [] if o is not None and o["on_screen"]][:8]
+        shown = [o for o in objects[row] or [] if o is not None and o["on_screen"]
+                 and o["box_xyxy"] is not None and all(map(math.isfinite, o["box_xyxy"]))][:8]
         assert got["observation.box_count"][out] == len(shown)
         assert json.loads(got["observation.box_ids"][out]) == [o["id"] for o in shown]
         boxes = got["observation.boxes"][out].reshape(8, 4)
         expected = np.zeros((8, 4))
         for j, o in enumerate(shown):
-            expected[j] = np.nan if o["box_xyxy"] is None else o["box_xyxy"]
+            expected[j] = o["box_xyxy"]
         np.testing.assert_array_equal(boxes, expected.astype(np.float32))
-    assert got["observation.box_count"].tolist() == [0, 0, 8, 8, 1, 2, 0]
+    assert got["observation.box_count"].tolist() == [0, 0, 8, 8, 0, 1, 0]
+    assert np.isfinite(got["observation.boxes"]).all()
 
 
 def test_resampling_by_hand():

@@ -93,3 +93,12 @@ def test_stats_model_rejects_what_stats_json_does_not_hold():
         Stats.model_validate({**good, "count": [2.5]})  # a count is a whole number
     with pytest.raises(ValidationError):
         Stats.model_validate({k: v for k, v in good.items() if k != "count"})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_stats_refuse_a_value_json_cannot_hold(bad):
+    good = {"min": [[0.0]], "max": [[1.0]], "mean": [[0.5]], "std": [[0.1]], "count": [3]}
+    assert Stats.model_validate(good).mean == [[0.5]]
+    for key in ("min", "mean", "q50"):
+        with pytest.raises(ValidationError):
+            Stats.model_validate({**good, key: [[0.0], [bad]]})
