@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import gc
 import logging
+import os
 import pickle
 import signal
 import struct
@@ -166,14 +167,19 @@ class _Worker:
             self.process.stdout.close()
 
 
+def _calling_thread() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that talks to the worker, so the event loop never waits on its pipes."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                 thread_name_prefix="stpe-validate")
+
+
 class BatchValidator:
     """The process-wide validation worker, started on first use and restarted if it dies;
     one batch at a time, in arrival order."""
 
     _lock = threading.Lock()
     _worker: _Worker | None = None
-    _thread = concurrent.futures.ThreadPoolExecutor(max_workers=1,
-                                                    thread_name_prefix="stpe-validate")
+    _thread = _calling_thread()
 
     @classmethod
     def start(cls) -> None:
@@ -204,6 +210,19 @@ class BatchValidator:
 
 
 atexit.register(BatchValidator.shutdown)
+
+
+def _own_worker_after_fork() -> None:
+    """In a forked child: forget the parent's worker (its pipes stay the parent's, which two
+    processes cannot share) and its thread, which did not survive the fork; the child starts
+    its own of both on first use."""
+    BatchValidator._lock = threading.Lock()
+    BatchValidator._worker = None
+    BatchValidator._thread = _calling_thread()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_own_worker_after_fork)
 
 
 async def validate_in_worker(body: bytes, encoding: str, limit: int) -> PreparedBatch:
