@@ -148,3 +148,26 @@ def test_export_command_takes_an_s3_url(s3, sessions):
     assert result.exit_code == 0, result.output
     names = _listing(fs, "cli")
     assert "annotations_train.json" in names and sum(n.endswith(".jpg") for n in names) == 9
+
+
+def test_cleanup_that_cannot_reach_the_store_warns_once_per_object(s3, tmp_path, caplog):
+    import logging
+
+    from pipeline.export._storage import Publisher
+
+    fs, _ = s3
+    fs.mkdir("gone")
+    staging = tmp_path / "staging"
+    (staging / "meta").mkdir(parents=True)
+    for rel in ("meta/info.json", "README.md"):
+        (staging / rel).write_text(rel)
+    publisher = Publisher("s3://gone/ds", staging)
+    publisher.finish()
+    assert sorted(fs.find("gone")) == ["gone/ds/README.md", "gone/ds/meta/info.json"]
+    fs.rm("gone", recursive=True)  # the store goes away before the failed export is undone
+    with caplog.at_level(logging.WARNING, logger="pipeline.export._storage"):
+        publisher.abort()  # best effort: logged, not raised
+    warned = [r.getMessage() for r in caplog.records if r.name == "pipeline.export._storage"]
+    assert warned == [f"could not remove s3://gone/ds/{rel}: The specified bucket does not exist"
+                      for rel in ("README.md", "meta/info.json")]
+    assert publisher.sent == {}
