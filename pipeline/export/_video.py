@@ -45,7 +45,6 @@ class ConstantRateVideo:
             "keyint_min": str(gop)})
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, fps)
         stream.codec_context.time_base = Fraction(1, fps)
         self._stream = stream
 
