@@ -410,24 +410,33 @@ class Session:
         size = (capture.region.height, capture.region.width) if capture else None
         index_by_pts = dict(zip(frames["pts_us"].to_pylist(), frames["index"].to_pylist(),
                                 strict=True))
-        with av.open(str(video)) as container:
+        try:
+            container = av.open(str(video))
+        except av.FFmpegError as exc:
+            raise SessionError(f"cannot open {video}: {exc}") from None
+        with container:
+            if not container.streams.video:
+                raise SessionError(f"{video} holds no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             tb = stream.time_base
             later = [p for p, i in index_by_pts.items() if i >= start] if start > 0 else []
-            if later and tb is not None:
-                # backward: the keyframe at or before the target; frames before `start`
-                # are decoded (needed to reach it) and skipped below
-                container.seek(int(Fraction(min(later), 1_000_000) / tb), stream=stream,
-                               backward=True, any_frame=False)
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    continue
-                pts_us = round(frame.pts * tb * 1_000_000)
-                index = index_by_pts.get(pts_us)
-                if index is None or index < start:
-                    continue
-                image = frame.to_ndarray(format="rgb24")
-                if size is not None:
-                    image = image[: size[0], : size[1]]  # drop the encoder's even-size padding
-                yield VideoFrame(index, pts_us, image)
+            try:
+                if later and tb is not None:
+                    # backward: the keyframe at or before the target; frames before `start`
+                    # are decoded (needed to reach it) and skipped below
+                    container.seek(int(Fraction(min(later), 1_000_000) / tb), stream=stream,
+                                   backward=True, any_frame=False)
+                for frame in container.decode(stream):
+                    if frame.pts is None:
+                        continue
+                    pts_us = round(frame.pts * tb * 1_000_000)
+                    index = index_by_pts.get(pts_us)
+                    if index is None or index < start:
+                        continue
+                    image = frame.to_ndarray(format="rgb24")
+                    if size is not None:
+                        image = image[: size[0], : size[1]]  # the encoder's even-size padding
+                    yield VideoFrame(index, pts_us, image)
+            except av.FFmpegError as exc:
+                raise SessionError(f"{video} cannot be decoded: {exc}") from None

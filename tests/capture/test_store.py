@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -135,3 +136,35 @@ def test_frame_table_readers_agree_and_refuse_foreign_rows(tmp_path):
         f.write(b'["not", "a", "row"]\n')
     with pytest.raises(SessionError, match="not a frame row"):
         Session.open(tmp_path / "s4").read_frames()
+
+
+def _session_with_video(tmp_path, name, write_video):
+    writer = SessionWriter.create(tmp_path, name)
+    writer.append_frames([{"index": 0, "pts_us": 0, "grab_start_ns": 0, "grab_end_ns": 1,
+                           "wall_ns": 0}])
+    writer.finalize()
+    write_video(tmp_path / name / "video.mkv")
+    return Session.open(tmp_path / name)
+
+
+def test_a_video_ffmpeg_cannot_read_is_a_session_error(tmp_path):
+    import av
+
+    def junk(path):
+        path.write_bytes(b"\x1aE\xdf\xa3" + bytes(4000))  # an EBML id, then nothing valid
+
+    def sound_only(path):
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("pcm_s16le", rate=8000)
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16",
+                                               layout="mono")
+            frame.rate = 8000
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                container.mux(packet)
+
+    broken = _session_with_video(tmp_path, "junk", junk)
+    with pytest.raises(SessionError, match=f"cannot open {broken.path / 'video.mkv'}: "):
+        list(broken.iter_frames())
+    silent = _session_with_video(tmp_path, "sound", sound_only)
+    with pytest.raises(SessionError, match=f"{silent.path / 'video.mkv'} holds no video stream"):
+        list(silent.iter_frames())
