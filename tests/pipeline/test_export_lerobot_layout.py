@@ -82,3 +82,24 @@ def test_parquet_files_are_snappy_compressed_as_lerobot_writes_them(export):
         codecs = {meta.row_group(g).column(c).compression
                   for g in range(meta.num_row_groups) for c in range(meta.num_columns)}
         assert codecs == {"SNAPPY"}, name
+
+
+def test_a_downsampled_export_read_in_small_batches_has_no_empty_row_group(tmp_path,
+                                                                           monkeypatch):
+    from pipeline.export import ExportOptions, _source
+
+    # 30 frames kept, frame i at ~i / 30 s (the 31st has no state), exported at 5 fps:
+    # rows k = 0..4 at k / 5 s show frames 6k, the ones captured at those times. With
+    # labels read 3 rows at a time, the batches [3, 6), [9, 12), .. hold no shown row: each
+    # other batch adds one row group of one row, and the empty ones add none
+    monkeypatch.setattr(_source, "LABEL_BATCH", 3)
+    times = jittered(31, 0.0)
+    export_sessions([labelled(tmp_path, "s", times)], "lerobot", tmp_path / "ds",
+                    ExportOptions(fps_cap=5))
+    meta = pq.read_metadata(tmp_path / "ds" / PARQUET[0])
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [1] * 5
+    data = pq.read_table(tmp_path / "ds" / PARQUET[0]).to_pydict()
+    assert data["source_frame_index"] == [0, 6, 12, 18, 24]
+    assert data["frame_index"] == data["index"] == [0, 1, 2, 3, 4]
+    assert data["timestamp"] == [0.0, 0.2, 0.4, 0.6, 0.8]
+    assert data["capture_t"] == [times[i] for i in (0, 6, 12, 18, 24)]
