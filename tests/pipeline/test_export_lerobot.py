@@ -178,11 +178,20 @@ def test_sessions_at_different_rates_need_one_rate(sessions, tmp_path):
     manifest = Session.open(other).manifest
     writer.update_manifest(capture=manifest.capture.model_copy(update={"fps": 60.0}))
     writer.close()
-    with pytest.raises(PipelineError, match="--fps-cap"):
+    with pytest.raises(PipelineError, match=re.escape(
+            "sessions were captured at different rates [30, 60]; pass --fps-cap N to export "
+            "them at one rate")):
         export_sessions([sessions[0], other], "lerobot", tmp_path / "x")
     counts = export_sessions([sessions[0], other], "lerobot", tmp_path / "y",
                              ExportOptions(fps_cap=15))
     assert counts["fps"] == 15
+    # a cap or a capture rate under 1.5 fps rounds to 1 fps, not to a faster rate
+    assert export_sessions([other], "lerobot", tmp_path / "z",
+                           ExportOptions(fps_cap=1.2))["fps"] == 1
+    writer = SessionWriter.reopen(other)
+    writer.update_manifest(capture=manifest.capture.model_copy(update={"fps": 1.0}))
+    writer.close()
+    assert export_sessions([other], "lerobot", tmp_path / "w")["fps"] == 1
 
 
 def test_frames_without_a_character_get_zero_root_and_no_task_motion(sessions):
