@@ -16,7 +16,7 @@ import pyarrow as pa
 from capture import Session, SessionError
 from pipeline._errors import PipelineError
 from pipeline.export._vectors import ALIGNED_COLUMNS, action_vectors, state_vectors
-from pipeline.labels import iter_labels, labels_schema, labels_summary, read_label_events
+from pipeline.labels import iter_labels, labels_schema, labels_summary
 from pipeline.labels._inputs import iter_aligned, vectors
 
 Timecode = Literal["keep", "mask", "crop"]
@@ -83,7 +83,6 @@ class SessionData:
     strip: tuple[int, int, int, int] | None  # x0, y0, x1, y1 captured px of the strip
     size: tuple[int, int]  # width, height of the exported images
     summary: dict[str, Any]
-    events: list[dict[str, Any]]
     labels_schema: pa.Schema
     split: str = "train"
 
@@ -189,8 +188,7 @@ def load_session(path: Any, options: ExportOptions) -> SessionData:
             height = strip[1] - strip[1] % 2  # keep even sizes for 4:2:0 video
     return SessionData(session=session, rows=keep, frames=frames[keep], t=t[keep],
                        state=state, action=action, strip=strip, size=(width, height),
-                       summary=labels_summary(schema), events=read_label_events(session),
-                       labels_schema=schema)
+                       summary=labels_summary(schema), labels_schema=schema)
 
 
 def label_batches(data: SessionData, columns: Sequence[str] | None = None
