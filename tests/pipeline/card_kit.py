@@ -4,6 +4,8 @@ so the export tests check what a reader sees, not the strings that were written.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -75,3 +77,14 @@ def sections(blocks: list[Block]) -> dict[str, list[Block]]:
         else:
             out[name].append((kind, value))
     return out
+
+
+def documented_prose(fmt: str) -> str:
+    """What docs/exports.md says the card states about its frames and times for `fmt`: its
+    four quoted sentences (all formats, LeRobot's timing, the others' timing, the labels),
+    whitespace collapsed."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "exports.md").read_text()
+    paragraph = docs[docs.index("the card says what"):].split("\n\n", 1)[0]
+    frames, lerobot, others, labels = (" ".join(q.split()) for q in
+                                       re.findall(r"\*([^*]+)\*", paragraph))
+    return " ".join([frames, lerobot if fmt == "lerobot" else others, labels])

@@ -13,7 +13,7 @@ import pytest
 
 from capture import Session
 from pipeline.export import ACTION_NAMES, STATE_NAMES, ExportOptions, export_sessions
-from tests.pipeline.card_kit import bullets, parse_card, sections
+from tests.pipeline.card_kit import bullets, documented_prose, parse_card, sections
 from tests.pipeline.export_kit import labelled
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -79,6 +79,7 @@ def test_card_states_the_exports_true_figures(exported):
         "splits (by session)": f"train {len(in_split['train'])}, val {len(in_split['val'])}"}
 
     prose = part[""][2][1]
+    assert " ".join(prose.split()) == documented_prose("parquet")
     assert prose.endswith(".") and not set(re.findall(r"`([^`]+)`", prose)) - set(data)
     refs = re.findall(r"(?<![\w/])docs/\w+\.md", prose)
     assert refs == ["docs/labels.md", "docs/conventions.md"]

@@ -14,7 +14,7 @@ import yaml
 
 from pipeline.export import ACTION_NAMES, STATE_NAMES, ExportOptions, export_sessions
 from pipeline.export._hf import yaml_features
-from tests.pipeline.card_kit import parse_card
+from tests.pipeline.card_kit import documented_prose, parse_card
 from tests.pipeline.export_kit import jittered, labelled
 
 SPLITS = (("train", 0.67), ("val", 0.33))
@@ -107,10 +107,12 @@ def test_webdataset_json_keys_follow_the_vectors(sessions, tmp_path):
 def test_lerobot_data_loads_from_its_card(sessions, tmp_path):
     export_sessions(sessions, "lerobot", tmp_path / "lr")
     header, _ = _card(tmp_path / "lr")
-    assert "LeRobot" in header["tags"] and header["task_categories"] == ["robotics"]
+    assert header["tags"] == ["stpe", "roblox", "world-model", "video", "LeRobot"]
+    assert header["task_categories"] == ["robotics"]
     info = json.loads((tmp_path / "lr/meta/info.json").read_text())
     # the card tells a reader the rows are resampled and names where the true times are
     _, blocks = parse_card((tmp_path / "lr/README.md").read_text())
+    assert " ".join(blocks[2][1].split()) == documented_prose("lerobot")
     named = set(re.findall(r"`([^`]+)`", blocks[2][1]))
     assert {"capture_t", "source_frame_index", "fps"} <= named
     assert named <= {f["name"] for f in header["dataset_info"]["features"]} | set(info)
@@ -125,6 +127,6 @@ def test_card_declares_license_tasks_tags_and_a_citation(sessions, tmp_path):
     header, text = _card(tmp_path / "c")
     assert header["license"] == "cc-by-4.0"
     assert header["task_categories"] == ["object-detection"]
-    assert {"stpe", "roblox"} <= set(header["tags"])
+    assert header["tags"] == ["stpe", "roblox", "world-model", "video"]  # docs/exports.md
     citation = text.split("```bibtex\n")[1].split("```")[0]
     assert citation.startswith("@misc{") and "title = {" in citation
