@@ -117,10 +117,9 @@ def test_ray_results_equal_the_local_path(tmp_path, tiny_models, cluster,
     assert shard.stat().st_mtime_ns == before
 
 
-@pytest.mark.parametrize(("video", "message"), [
-    (b"not a video" * 100, r"^annotating on Ray failed in a worker: .*InvalidDataError.*"
-                           r"video\.mkv.*a new run resumes after them$"),
-    (None, r"^\S+ has no video \(video\.mkv\)$"),  # the session store's own error, as is
+@pytest.mark.parametrize(("video", "message"), [  # the session store's own errors, as is
+    (b"not a video" * 100, r"^cannot open \S+video\.mkv: .*Invalid data found"),
+    (None, r"^\S+ has no video \(video\.mkv\)$"),
 ])
 def test_a_worker_failure_is_a_clear_error_and_writes_nothing(tmp_path, tiny_models, cluster,
                                                               video, message) -> None:
@@ -132,6 +131,23 @@ def test_a_worker_failure_is_a_clear_error_and_writes_nothing(tmp_path, tiny_mod
         path.write_bytes(video)
     with pytest.raises(PipelineError, match=message) as error:
         annotate([session], ["embed"], settings(tiny_models), engine="ray")
+    assert "Traceback" not in str(error.value) and len(str(error.value)) < 400
+    assert not list((session / "annotations").rglob("shard-*"))
+
+
+def test_an_unexpected_worker_error_names_its_type_and_keeps_finished_shards(
+        tmp_path, tiny_models, cluster) -> None:
+    import shutil
+
+    session = make_session(tmp_path, "s1", frames=6)
+    embed = shutil.copytree(tiny_models["embed"], tmp_path / "embed-model")
+    weights = next(embed.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])  # cut short: the actor cannot load it
+    with pytest.raises(PipelineError, match=r"^annotating on Ray failed in a worker: \S*Error"
+                       r".*; the shards finished before it are kept and a new run resumes "
+                       r"after them$") as error:
+        annotate([session], ["embed"], settings({**tiny_models, "embed": str(embed)}),
+                 engine="ray")
     assert "Traceback" not in str(error.value) and len(str(error.value)) < 400
     assert not list((session / "annotations").rglob("shard-*"))
 
