@@ -12,6 +12,7 @@ import yaml
 from markdown_it import MarkdownIt
 
 Block = tuple[str, Any]
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def parse_card(text: str) -> tuple[dict[str, Any], list[Block]]:
@@ -83,7 +84,7 @@ def documented_prose(fmt: str) -> str:
     """What docs/exports.md says the card states about its frames and times for `fmt`: its
     four quoted sentences (all formats, LeRobot's timing, the others' timing, the labels),
     whitespace collapsed."""
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "exports.md").read_text()
+    docs = (DOCS / "exports.md").read_text()
     paragraph = docs[docs.index("the card says what"):].split("\n\n", 1)[0]
     frames, lerobot, others, labels = (" ".join(q.split()) for q in
                                        re.findall(r"\*([^*]+)\*", paragraph))

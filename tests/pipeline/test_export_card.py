@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from capture import Session
 from pipeline.export import ACTION_NAMES, STATE_NAMES, ExportOptions, export_sessions
-from tests.pipeline.card_kit import bullets, documented_prose, parse_card, sections
+from tests.pipeline.card_kit import DOCS, bullets, documented_prose, parse_card, sections
 from tests.pipeline.export_kit import labelled
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 # the report's scalars go on the card, its lists and objects do not
 REPORT = {"method": "timecode", "frames": 5, "residual_ms_p95": 1.5,
           "matches": [[0, 0], [1, 2]], "clock": {"offset_s": 0.25}}
